@@ -1,0 +1,12 @@
+//! Countersign's HTTP API: routes, extractors, problem details and OpenAPI.
+//! It talks to the domain's ports only; `server` wires the adapters.
+
+pub mod app;
+pub mod config;
+pub mod extract;
+pub mod pagination;
+pub mod problem;
+pub mod routes;
+mod schema;
+pub mod server;
+pub mod state;

@@ -1,0 +1,149 @@
+//! RFC 9457 problem details: every error this API answers, with its stable code.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{self, HeaderValue};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, error};
+use countersign_domain::{Error, ErrorCode};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// An error answer (`application/problem+json`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Problem {
+    /// A URI naming the kind of problem.
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub title: String,
+    pub status: u16,
+    /// The stable machine code from the error catalogue.
+    pub code: String,
+    /// What went wrong, for a person.
+    pub detail: String,
+}
+
+/// The HTTP face of the domain's error.
+#[derive(Debug)]
+pub struct ApiError(pub Error);
+
+impl<E: Into<Error>> From<E> for ApiError {
+    fn from(err: E) -> Self {
+        ApiError(err.into())
+    }
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
+        ApiError(Error::rule(code, detail))
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+pub fn problem(code: ErrorCode, detail: impl Into<String>) -> Problem {
+    Problem {
+        type_: format!("https://countersign.dev/errors/{}", code.as_str()),
+        title: code.meaning().to_owned(),
+        status: code.status(),
+        code: code.as_str().to_owned(),
+        detail: detail.into(),
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::from_u16(self.0.code().status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let code = self.0.code();
+        let detail = match &self.0 {
+            Error::Rule { detail, .. } => detail.clone(),
+            Error::Throttled { retry_after_secs } => {
+                format!("too many failed attempts; retry in {retry_after_secs} s")
+            }
+            Error::Unavailable(cause) => {
+                tracing::warn!(%cause, "a backing service is unavailable");
+                "a backing service is unavailable; retry later".to_owned()
+            }
+            Error::Internal(err) => {
+                tracing::error!(error = ?err, "internal error");
+                "an unexpected error occurred".to_owned()
+            }
+        };
+        let mut response = HttpResponse::build(self.status_code());
+        response.content_type("application/problem+json");
+        match &self.0 {
+            Error::Throttled { retry_after_secs } => {
+                response.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+            }
+            Error::Unavailable(_) => {
+                response.insert_header((header::RETRY_AFTER, HeaderValue::from_static("5")));
+            }
+            _ => {}
+        }
+        if code == ErrorCode::Unauthorized || code == ErrorCode::InvalidCredentials {
+            response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
+        }
+        response.json(problem(code, detail))
+    }
+}
+
+pub fn json_error(err: error::JsonPayloadError, _: &HttpRequest) -> error::Error {
+    let api = match &err {
+        error::JsonPayloadError::ContentType => ApiError::new(
+            ErrorCode::UnsupportedMediaType,
+            "send the body as application/json",
+        ),
+        error::JsonPayloadError::Overflow { limit }
+        | error::JsonPayloadError::OverflowKnownLength { limit, .. } => ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("the body exceeds this route's limit of {limit} bytes"),
+        ),
+        error::JsonPayloadError::Deserialize(e) => {
+            ApiError::new(ErrorCode::InvalidBody, e.to_string())
+        }
+        other => ApiError::new(ErrorCode::InvalidBody, other.to_string()),
+    };
+    api.into()
+}
+
+pub fn path_error(err: error::PathError, _: &HttpRequest) -> error::Error {
+    ApiError::new(
+        ErrorCode::InvalidPath,
+        format!("invalid path parameter: {err}"),
+    )
+    .into()
+}
+
+pub fn query_error(err: error::QueryPayloadError, _: &HttpRequest) -> error::Error {
+    ApiError::new(ErrorCode::InvalidQuery, format!("invalid query: {err}")).into()
+}
+
+pub async fn not_found() -> HttpResponse {
+    ApiError::new(ErrorCode::NotFound, "no such resource").error_response()
+}
+
+/// Turns `validator`'s report into one readable sentence.
+pub fn validation(errors: validator::ValidationErrors) -> ApiError {
+    let mut fields: Vec<String> = errors
+        .field_errors()
+        .iter()
+        .map(|(field, errs)| {
+            let what: Vec<String> = errs
+                .iter()
+                .map(|e| {
+                    e.message
+                        .as_ref()
+                        .map_or_else(|| e.code.to_string(), ToString::to_string)
+                })
+                .collect();
+            format!("{field}: {}", what.join(", "))
+        })
+        .collect();
+    fields.sort();
+    ApiError::new(ErrorCode::ValidationFailed, fields.join("; "))
+}

@@ -1,0 +1,12 @@
+//! One module per resource; each handler names its permission.
+
+pub mod agents;
+pub mod api_keys;
+pub mod auth;
+pub mod employees;
+pub mod health;
+pub mod imports;
+pub mod inventory;
+pub mod keys;
+pub mod programming_keys;
+pub mod tenants;

@@ -1,0 +1,350 @@
+//! `/v1/programming-keys`: administrators' credentials (super administrators only).
+
+use actix_web::{HttpResponse, get, patch, post, web};
+use chrono::{DateTime, Utc};
+use countersign_domain::directory::{KeyStatus, ProgrammingKey};
+use countersign_domain::permission::Action;
+use countersign_domain::ports::{NewProgrammingKey, ProgrammingKeyChange, ProgrammingKeyCommand};
+use countersign_domain::role::{Role, RoleSet};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+use validator::Validate;
+
+use crate::extract::{Caller, Valid, nullable};
+use crate::pagination::{Page, PageQuery};
+use crate::problem::{ApiError, Problem};
+use crate::schema::{KeyStatusName, RoleName};
+use crate::state::AppState;
+
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProgrammingKeyIn {
+    #[validate(length(min = 1, max = 64))]
+    pub marking: String,
+    #[validate(length(min = 1, max = 200))]
+    pub name: String,
+    #[serde(default)]
+    #[schema(value_type = Vec<RoleName>)]
+    pub roles: Vec<Role>,
+    pub valid_from: Option<DateTime<Utc>>,
+    pub valid_until: Option<DateTime<Utc>>,
+}
+
+/// Changing roles or the validity window ends every token of the key.
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProgrammingKeyPatch {
+    #[validate(length(min = 1, max = 200))]
+    pub name: Option<String>,
+    #[schema(value_type = Option<Vec<RoleName>>)]
+    pub roles: Option<Vec<Role>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<DateTime<Utc>>)]
+    pub valid_from: Option<Option<DateTime<Utc>>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<DateTime<Utc>>)]
+    pub valid_until: Option<Option<DateTime<Utc>>>,
+}
+
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IssueIn {
+    pub employee_id: Uuid,
+}
+
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PinIn {
+    /// 4 to 12 digits; a one-time PIN the holder must replace at first login.
+    #[validate(length(max = 64))]
+    pub pin: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ProgrammingKeyOut {
+    pub id: Uuid,
+    pub marking: String,
+    pub name: String,
+    #[schema(value_type = KeyStatusName)]
+    pub status: KeyStatus,
+    pub blocked: bool,
+    pub valid_from: Option<DateTime<Utc>>,
+    pub valid_until: Option<DateTime<Utc>>,
+    #[schema(value_type = Vec<RoleName>)]
+    pub roles: Vec<Role>,
+    pub employee_id: Option<Uuid>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<ProgrammingKey> for ProgrammingKeyOut {
+    fn from(k: ProgrammingKey) -> Self {
+        ProgrammingKeyOut {
+            id: k.id,
+            marking: k.marking,
+            name: k.name,
+            status: k.status,
+            blocked: k.blocked,
+            valid_from: k.valid_from,
+            valid_until: k.valid_until,
+            roles: k.roles.iter().collect(),
+            employee_id: k.employee_id,
+            created_at: k.created_at,
+        }
+    }
+}
+
+#[utoipa::path(
+    tag = "programming-keys",
+    request_body = ProgrammingKeyIn,
+    responses(
+        (status = 201, body = ProgrammingKeyOut),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Marking taken", body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+#[post("/programming-keys")]
+pub async fn create_programming_key(
+    state: web::Data<AppState>,
+    caller: Caller,
+    body: Valid<ProgrammingKeyIn>,
+) -> Result<HttpResponse, ApiError> {
+    let t = caller.principal.tenant_for(Action::ManageProgrammingKeys)?;
+    let b = body.into_inner();
+    let new = NewProgrammingKey {
+        marking: b.marking,
+        name: b.name,
+        roles: RoleSet::for_programming_key(b.roles)?,
+        valid_from: b.valid_from,
+        valid_until: b.valid_until,
+    };
+    let key = state.store.create_programming_key(t, new).await?;
+    Ok(HttpResponse::Created().json(ProgrammingKeyOut::from(key)))
+}
+
+#[utoipa::path(
+    tag = "programming-keys",
+    params(PageQuery),
+    responses(
+        (status = 200, body = Page<ProgrammingKeyOut>),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/programming-keys")]
+pub async fn list_programming_keys(
+    state: web::Data<AppState>,
+    caller: Caller,
+    query: web::Query<PageQuery>,
+) -> Result<web::Json<Page<ProgrammingKeyOut>>, ApiError> {
+    let t = caller.principal.tenant_for(Action::ManageProgrammingKeys)?;
+    let page = state
+        .store
+        .list_programming_keys(t, query.request()?)
+        .await?;
+    Ok(web::Json(Page::from(page, ProgrammingKeyOut::from)))
+}
+
+#[utoipa::path(
+    tag = "programming-keys",
+    params(("id" = Uuid, Path)),
+    responses(
+        (status = 200, body = ProgrammingKeyOut),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+#[get("/programming-keys/{id}")]
+pub async fn get_programming_key(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<Uuid>,
+) -> Result<web::Json<ProgrammingKeyOut>, ApiError> {
+    let t = caller.principal.tenant_for(Action::ManageProgrammingKeys)?;
+    Ok(web::Json(
+        state.store.get_programming_key(t, *id).await?.into(),
+    ))
+}
+
+#[utoipa::path(
+    tag = "programming-keys",
+    params(("id" = Uuid, Path)),
+    request_body = ProgrammingKeyPatch,
+    responses(
+        (status = 200, body = ProgrammingKeyOut),
+        (status = 400, body = Problem, content_type = "application/problem+json"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+#[patch("/programming-keys/{id}")]
+pub async fn update_programming_key(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<Uuid>,
+    body: Valid<ProgrammingKeyPatch>,
+) -> Result<web::Json<ProgrammingKeyOut>, ApiError> {
+    let t = caller.principal.tenant_for(Action::ManageProgrammingKeys)?;
+    let b = body.into_inner();
+    let change = ProgrammingKeyChange {
+        name: b.name,
+        roles: b.roles.map(RoleSet::for_programming_key).transpose()?,
+        valid_from: b.valid_from,
+        valid_until: b.valid_until,
+    };
+    Ok(web::Json(
+        state
+            .store
+            .update_programming_key(t, *id, change)
+            .await?
+            .into(),
+    ))
+}
+
+async fn command(
+    state: &AppState,
+    caller: &Caller,
+    id: Uuid,
+    command: ProgrammingKeyCommand,
+) -> Result<web::Json<ProgrammingKeyOut>, ApiError> {
+    let t = caller.principal.tenant_for(Action::ManageProgrammingKeys)?;
+    Ok(web::Json(
+        state
+            .store
+            .command_programming_key(t, id, command)
+            .await?
+            .into(),
+    ))
+}
+
+#[utoipa::path(
+    tag = "programming-keys",
+    params(("id" = Uuid, Path)),
+    request_body = IssueIn,
+    responses(
+        (status = 200, body = ProgrammingKeyOut),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Already issued", body = Problem, content_type = "application/problem+json"),
+        (status = 422, description = "approver_requires_email, unknown employee", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+#[post("/programming-keys/{id}/issue")]
+pub async fn issue_programming_key(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<Uuid>,
+    body: Valid<IssueIn>,
+) -> Result<web::Json<ProgrammingKeyOut>, ApiError> {
+    command(
+        &state,
+        &caller,
+        *id,
+        ProgrammingKeyCommand::Issue {
+            employee_id: body.0.employee_id,
+        },
+    )
+    .await
+}
+
+#[utoipa::path(
+    tag = "programming-keys",
+    params(("id" = Uuid, Path)),
+    responses(
+        (status = 200, description = "Returned; its tokens are ended", body = ProgrammingKeyOut),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not issued", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+#[post("/programming-keys/{id}/return")]
+pub async fn return_programming_key(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<Uuid>,
+) -> Result<web::Json<ProgrammingKeyOut>, ApiError> {
+    command(&state, &caller, *id, ProgrammingKeyCommand::Return).await
+}
+
+#[utoipa::path(
+    tag = "programming-keys",
+    params(("id" = Uuid, Path)),
+    responses(
+        (status = 200, description = "Blocked; its tokens are ended", body = ProgrammingKeyOut),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+#[post("/programming-keys/{id}/block")]
+pub async fn block_programming_key(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<Uuid>,
+) -> Result<web::Json<ProgrammingKeyOut>, ApiError> {
+    command(&state, &caller, *id, ProgrammingKeyCommand::Block).await
+}
+
+#[utoipa::path(
+    tag = "programming-keys",
+    params(("id" = Uuid, Path)),
+    responses(
+        (status = 200, body = ProgrammingKeyOut),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+#[post("/programming-keys/{id}/unblock")]
+pub async fn unblock_programming_key(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<Uuid>,
+) -> Result<web::Json<ProgrammingKeyOut>, ApiError> {
+    command(&state, &caller, *id, ProgrammingKeyCommand::Unblock).await
+}
+
+#[utoipa::path(
+    tag = "programming-keys",
+    params(("id" = Uuid, Path)),
+    request_body = PinIn,
+    responses(
+        (status = 204, description = "One-time PIN set; the key's tokens are ended"),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 422, body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+#[post("/programming-keys/{id}/pin")]
+pub async fn set_programming_key_pin(
+    state: web::Data<AppState>,
+    caller: Caller,
+    id: web::Path<Uuid>,
+    body: Valid<PinIn>,
+) -> Result<HttpResponse, ApiError> {
+    let t = caller.principal.tenant_for(Action::ManageProgrammingKeys)?;
+    state
+        .store
+        .set_programming_key_pin(t, *id, &body.0.pin)
+        .await?;
+    Ok(HttpResponse::NoContent().finish())
+}

@@ -1,0 +1,155 @@
+//! Wiring: configuration → adapters → HTTP server. The only module that knows `infra`.
+
+use std::net::TcpListener;
+use std::path::Path;
+use std::sync::Arc;
+
+use actix_web::{HttpServer, web};
+use anyhow::Context;
+use countersign_infra::auth::AuthService;
+use countersign_infra::clock::SystemClock;
+use countersign_infra::revocation::RevocationList;
+use countersign_infra::throttle::LoginThrottle;
+use countersign_infra::tokens::TokenKeys;
+use countersign_infra::{Store, db, demo, secrets};
+
+use crate::config::Config;
+use crate::state::AppState;
+
+/// Everything a running API needs, plus what to tell the person who started it.
+pub struct Wiring {
+    pub state: web::Data<AppState>,
+    pub store: Arc<Store>,
+    pub announcements: Vec<String>,
+}
+
+pub async fn wire(config: &Config) -> anyhow::Result<Wiring> {
+    let mut announcements = Vec::new();
+    let embedded = config.is_embedded();
+    let conn = db::connect(&config.database_url, config.db_max_connections).await?;
+    if embedded {
+        db::migrate(&conn).await?;
+    }
+    let clock = Arc::new(SystemClock);
+    let redis = match &config.redis_url {
+        Some(url) => {
+            let client = redis::Client::open(url.as_str()).context("REDIS_URL")?;
+            let manager_config = redis::aio::ConnectionManagerConfig::new()
+                .set_connection_timeout(Some(std::time::Duration::from_secs(2)))
+                .set_response_timeout(Some(std::time::Duration::from_secs(2)))
+                .set_number_of_retries(1);
+            Some(redis::aio::ConnectionManager::new_lazy_with_config(
+                client,
+                manager_config,
+            )?)
+        }
+        None => None,
+    };
+    let revocations = Arc::new(match &redis {
+        Some(conn_manager) => RevocationList::redis(conn.clone(), conn_manager.clone()),
+        None => RevocationList::local(conn.clone()).await?,
+    });
+    let keys = token_keys(config)?;
+    let operator_digest = match &config.operator_key {
+        Some(key) => secrets::digest(key),
+        None if embedded => {
+            let (digest, new_key) = embedded_operator_key(&config.data_dir())?;
+            if let Some(key) = new_key {
+                announcements.push(format!("Operator key (shown once, keep it): {key}"));
+            }
+            digest
+        }
+        None => anyhow::bail!("COUNTERSIGN_OPERATOR_KEY must be set outside embedded mode"),
+    };
+    let store = Arc::new(Store::new(conn.clone(), clock.clone(), revocations.clone()));
+    let auth = AuthService::new(
+        conn,
+        clock,
+        keys,
+        revocations,
+        LoginThrottle::new(redis),
+        operator_digest,
+    );
+    if embedded
+        && config.demo
+        && let Some(seeded) = demo::seed(&store).await?
+    {
+        announcements.push(seeded.instructions(&config.listen));
+    }
+    let state = web::Data::new(AppState {
+        store: store.clone(),
+        auth: Arc::new(auth),
+    });
+    Ok(Wiring {
+        state,
+        store,
+        announcements,
+    })
+}
+
+fn token_keys(config: &Config) -> anyhow::Result<TokenKeys> {
+    if let Some(file) = &config.jwt_private_key_file {
+        return TokenKeys::from_private_key_file(file);
+    }
+    if let Some(secret) = &config.jwt_secret {
+        return TokenKeys::hs256(secret.as_bytes());
+    }
+    anyhow::ensure!(
+        config.is_embedded(),
+        "set COUNTERSIGN_JWT_SECRET or COUNTERSIGN_JWT_PRIVATE_KEY_FILE outside embedded mode"
+    );
+    let secret = read_or_create(&config.data_dir().join("countersign.jwt-secret"), || {
+        secrets::new_secret("jwt")
+    })?;
+    TokenKeys::hs256(secret.as_bytes())
+}
+
+/// The operator key's digest, kept beside the database; the key itself only
+/// when it was generated now.
+fn embedded_operator_key(dir: &Path) -> anyhow::Result<(String, Option<String>)> {
+    let path = dir.join("countersign.operator-key.sha256");
+    if let Ok(digest) = std::fs::read_to_string(&path) {
+        return Ok((digest.trim().to_owned(), None));
+    }
+    let key = secrets::new_secret("cso");
+    let digest = secrets::digest(&key);
+    write_private(&path, &digest)?;
+    Ok((digest, Some(key)))
+}
+
+fn read_or_create(path: &Path, make: impl FnOnce() -> String) -> anyhow::Result<String> {
+    if let Ok(existing) = std::fs::read_to_string(path) {
+        return Ok(existing.trim().to_owned());
+    }
+    let value = make();
+    write_private(path, &value)?;
+    Ok(value)
+}
+
+fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(contents.as_bytes())?;
+    Ok(())
+}
+
+/// Starts serving on a bound listener; the returned server runs until stopped.
+pub fn run(
+    state: web::Data<AppState>,
+    listener: TcpListener,
+) -> anyhow::Result<actix_web::dev::Server> {
+    let server = HttpServer::new(move || {
+        let (app, _) = crate::app::build();
+        app.app_data(state.clone())
+    })
+    .listen(listener)?
+    .shutdown_timeout(60)
+    .run();
+    Ok(server)
+}

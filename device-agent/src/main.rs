@@ -1,0 +1,5 @@
+//! The on-premise device agent.
+
+fn main() {
+    println!("countersign-agent {}", env!("CARGO_PKG_VERSION"));
+}

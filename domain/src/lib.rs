@@ -1,0 +1,13 @@
+//! Countersign's domain: the rules of the approver function and of its master
+//! data, free of HTTP, SQL and I/O.
+
+pub mod auth;
+pub mod directory;
+pub mod error;
+pub mod page;
+pub mod permission;
+pub mod ports;
+pub mod role;
+pub mod tenant;
+
+pub use error::{Error, ErrorCode, Result};

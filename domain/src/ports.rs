@@ -1,0 +1,333 @@
+//! The ports the HTTP layer drives and the adapters in `infra` implement.
+//! Every tenant-scoped method takes the caller's [`TenantId`] first, so there is
+//! no way to reach another tenant's rows.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+use crate::auth::{Grant, Session, TokenSet};
+use crate::directory::{
+    Agent, ApiKey, Cylinder, DeviceKind, Employee, Key, KeyGroup, KeyModel, ProgrammingKey,
+    RemoteDevice,
+};
+use crate::error::Result;
+use crate::page::{Page, PageRequest};
+use crate::permission::PrincipalKind;
+use crate::role::RoleSet;
+use crate::tenant::{FixedSettings, MutableSettings, Tenant, TenantChange, TenantId};
+
+/// The source of the current time; tests substitute their own.
+pub trait Clock: Send + Sync {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+#[derive(Debug, Clone)]
+pub struct NewTenant {
+    pub slug: String,
+    pub fixed: FixedSettings,
+    pub settings: MutableSettings,
+    pub admin_name: String,
+    pub admin_email: String,
+    pub admin_marking: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProvisionedTenant {
+    pub tenant: Tenant,
+    pub initial_pin: String,
+}
+
+#[async_trait]
+pub trait Tenants: Send + Sync {
+    async fn provision(&self, new: NewTenant) -> Result<ProvisionedTenant>;
+    async fn list_tenants(&self, page: PageRequest) -> Result<Page<Tenant>>;
+    async fn get_tenant(&self, id: TenantId) -> Result<Tenant>;
+    async fn update_tenant(&self, id: TenantId, change: TenantChange) -> Result<Tenant>;
+}
+
+/// Who the caller is, for `GET /v1/me`.
+#[derive(Debug, Clone)]
+pub struct Me {
+    pub kind: PrincipalKind,
+    pub id: Uuid,
+    pub name: String,
+    pub tenant: Option<Tenant>,
+    pub roles: RoleSet,
+    pub employee_id: Option<Uuid>,
+    pub pin_change_required: bool,
+}
+
+#[async_trait]
+pub trait Auth: Send + Sync {
+    /// `POST /v1/auth/token`: every failure of the credential itself is one and the same error.
+    async fn token(&self, grant: Grant) -> Result<TokenSet>;
+    /// Verifies a bearer token: signature, claims, revocation, tenant status.
+    async fn authenticate(&self, bearer: &str) -> Result<Session>;
+    /// Ends the token and, for people, its refresh family.
+    async fn revoke(&self, session: &Session) -> Result<()>;
+    async fn me(&self, session: &Session) -> Result<Me>;
+    /// The holder sets their own PIN (also the way out of a one-time PIN).
+    async fn set_own_pin(&self, session: &Session, current_pin: &str, new_pin: &str) -> Result<()>;
+}
+
+#[derive(Debug, Clone)]
+pub struct EmployeeChange {
+    pub name: Option<String>,
+    /// `Some(None)` removes the address.
+    pub email: Option<Option<String>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewProgrammingKey {
+    pub marking: String,
+    pub name: String,
+    pub roles: RoleSet,
+    pub valid_from: Option<DateTime<Utc>>,
+    pub valid_until: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ProgrammingKeyChange {
+    pub name: Option<String>,
+    pub roles: Option<RoleSet>,
+    pub valid_from: Option<Option<DateTime<Utc>>>,
+    pub valid_until: Option<Option<DateTime<Utc>>>,
+}
+
+/// A one-shot change of a programming key's state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProgrammingKeyCommand {
+    Issue { employee_id: Uuid },
+    Return,
+    Block,
+    Unblock,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewKey {
+    pub marking: String,
+    pub name: String,
+    pub model: KeyModel,
+    pub key_group_id: Option<Uuid>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct KeyChange {
+    pub name: Option<String>,
+    pub key_group_id: Option<Option<Uuid>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyCommand {
+    Issue { employee_id: Uuid },
+    Return,
+    StopAutoCollection,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewCylinder {
+    pub marking: String,
+    pub name: String,
+    pub location: Option<String>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CylinderChange {
+    pub name: Option<String>,
+    pub location: Option<Option<String>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewRemoteDevice {
+    pub name: String,
+    pub kind: DeviceKind,
+    pub serial: String,
+}
+
+/// A credential whose secret is shown once, at creation or rotation.
+#[derive(Debug, Clone)]
+pub struct WithSecret<T> {
+    pub item: T,
+    pub secret: String,
+}
+
+#[async_trait]
+pub trait Employees: Send + Sync {
+    async fn create_employee(
+        &self,
+        t: TenantId,
+        name: String,
+        email: Option<String>,
+    ) -> Result<Employee>;
+    async fn list_employees(&self, t: TenantId, page: PageRequest) -> Result<Page<Employee>>;
+    async fn get_employee(&self, t: TenantId, id: Uuid) -> Result<Employee>;
+    async fn update_employee(
+        &self,
+        t: TenantId,
+        id: Uuid,
+        change: EmployeeChange,
+    ) -> Result<Employee>;
+}
+
+#[async_trait]
+pub trait ProgrammingKeys: Send + Sync {
+    async fn create_programming_key(
+        &self,
+        t: TenantId,
+        new: NewProgrammingKey,
+    ) -> Result<ProgrammingKey>;
+    async fn list_programming_keys(
+        &self,
+        t: TenantId,
+        page: PageRequest,
+    ) -> Result<Page<ProgrammingKey>>;
+    async fn get_programming_key(&self, t: TenantId, id: Uuid) -> Result<ProgrammingKey>;
+    async fn update_programming_key(
+        &self,
+        t: TenantId,
+        id: Uuid,
+        change: ProgrammingKeyChange,
+    ) -> Result<ProgrammingKey>;
+    async fn command_programming_key(
+        &self,
+        t: TenantId,
+        id: Uuid,
+        command: ProgrammingKeyCommand,
+    ) -> Result<ProgrammingKey>;
+    /// Sets a one-time PIN and ends the key's tokens.
+    async fn set_programming_key_pin(&self, t: TenantId, id: Uuid, pin: &str) -> Result<()>;
+}
+
+#[async_trait]
+pub trait Keys: Send + Sync {
+    async fn create_key(&self, t: TenantId, new: NewKey) -> Result<Key>;
+    async fn list_keys(&self, t: TenantId, page: PageRequest) -> Result<Page<Key>>;
+    async fn get_key(&self, t: TenantId, id: Uuid) -> Result<Key>;
+    async fn update_key(&self, t: TenantId, id: Uuid, change: KeyChange) -> Result<Key>;
+    async fn command_key(&self, t: TenantId, id: Uuid, command: KeyCommand) -> Result<Key>;
+}
+
+/// Key groups, cylinders and remote devices.
+#[async_trait]
+pub trait Inventory: Send + Sync {
+    async fn create_key_group(
+        &self,
+        t: TenantId,
+        marking: String,
+        name: String,
+    ) -> Result<KeyGroup>;
+    async fn list_key_groups(&self, t: TenantId, page: PageRequest) -> Result<Page<KeyGroup>>;
+    async fn get_key_group(&self, t: TenantId, id: Uuid) -> Result<KeyGroup>;
+    async fn rename_key_group(&self, t: TenantId, id: Uuid, name: String) -> Result<KeyGroup>;
+
+    async fn create_cylinder(&self, t: TenantId, new: NewCylinder) -> Result<Cylinder>;
+    async fn list_cylinders(&self, t: TenantId, page: PageRequest) -> Result<Page<Cylinder>>;
+    async fn get_cylinder(&self, t: TenantId, id: Uuid) -> Result<Cylinder>;
+    async fn update_cylinder(
+        &self,
+        t: TenantId,
+        id: Uuid,
+        change: CylinderChange,
+    ) -> Result<Cylinder>;
+
+    async fn create_remote_device(&self, t: TenantId, new: NewRemoteDevice)
+    -> Result<RemoteDevice>;
+    async fn list_remote_devices(
+        &self,
+        t: TenantId,
+        page: PageRequest,
+    ) -> Result<Page<RemoteDevice>>;
+    async fn get_remote_device(&self, t: TenantId, id: Uuid) -> Result<RemoteDevice>;
+    async fn rename_remote_device(
+        &self,
+        t: TenantId,
+        id: Uuid,
+        name: String,
+    ) -> Result<RemoteDevice>;
+}
+
+#[async_trait]
+pub trait Agents: Send + Sync {
+    async fn create_agent(&self, t: TenantId, name: String) -> Result<WithSecret<Agent>>;
+    async fn list_agents(&self, t: TenantId, page: PageRequest) -> Result<Page<Agent>>;
+    async fn get_agent(&self, t: TenantId, id: Uuid) -> Result<Agent>;
+    async fn rotate_agent_secret(&self, t: TenantId, id: Uuid) -> Result<WithSecret<Agent>>;
+    async fn set_agent_devices(
+        &self,
+        t: TenantId,
+        id: Uuid,
+        device_ids: Vec<Uuid>,
+    ) -> Result<Agent>;
+}
+
+#[async_trait]
+pub trait ApiKeys: Send + Sync {
+    async fn create_api_key(
+        &self,
+        t: TenantId,
+        name: String,
+        roles: RoleSet,
+    ) -> Result<WithSecret<ApiKey>>;
+    async fn list_api_keys(&self, t: TenantId, page: PageRequest) -> Result<Page<ApiKey>>;
+    async fn get_api_key(&self, t: TenantId, id: Uuid) -> Result<ApiKey>;
+    /// Deletes the credential and ends its tokens.
+    async fn delete_api_key(&self, t: TenantId, id: Uuid) -> Result<()>;
+}
+
+/// One item of an extension import.
+#[derive(Debug, Clone, Default)]
+pub struct ImportBatch {
+    pub keys: Vec<NewKey>,
+    pub key_groups: Vec<(String, String)>,
+    pub cylinders: Vec<NewCylinder>,
+    pub remote_devices: Vec<NewRemoteDevice>,
+    pub programming_keys: Vec<(String, String)>,
+}
+
+/// Per kind: the markings (serials for devices) created and those already there.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportOutcome {
+    pub created: Vec<String>,
+    pub existing: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportReport {
+    pub keys: ImportOutcome,
+    pub key_groups: ImportOutcome,
+    pub cylinders: ImportOutcome,
+    pub remote_devices: ImportOutcome,
+    pub programming_keys: ImportOutcome,
+}
+
+#[async_trait]
+pub trait Imports: Send + Sync {
+    /// Adds inventory in one transaction, idempotent by marking.
+    async fn import(&self, t: TenantId, batch: ImportBatch) -> Result<ImportReport>;
+}
+
+#[async_trait]
+pub trait Health: Send + Sync {
+    /// Whether the database answers.
+    async fn ready(&self) -> bool;
+}
+
+/// Everything the HTTP layer needs from persistence, as one object.
+pub trait Store:
+    Tenants + Employees + ProgrammingKeys + Keys + Inventory + Agents + ApiKeys + Imports + Health
+{
+}
+
+impl<T> Store for T where
+    T: Tenants
+        + Employees
+        + ProgrammingKeys
+        + Keys
+        + Inventory
+        + Agents
+        + ApiKeys
+        + Imports
+        + Health
+{
+}

@@ -1,0 +1,89 @@
+//! Webservice credentials: created with their secret shown once, deleted to end them.
+
+use countersign_domain::directory::ApiKey;
+use countersign_domain::page::{Page, PageRequest};
+use countersign_domain::ports::{ApiKeys, WithSecret};
+use countersign_domain::role::RoleSet;
+use countersign_domain::tenant::{TenantId, check_name};
+use countersign_domain::{Error, Result};
+use sea_orm::{ActiveModelTrait, EntityTrait, Set, TransactionTrait};
+use uuid::Uuid;
+
+use crate::db::DbResult;
+use crate::entities::api_keys;
+use crate::inventory::convert_page;
+use crate::revocation::Revocation;
+use crate::secrets;
+use crate::store::{Store, page_of, scoped};
+
+/// How many leading characters of the secret are kept to recognise it.
+const PREFIX_LEN: usize = 12;
+
+fn api_key_to_domain(m: api_keys::Model) -> Result<ApiKey> {
+    let roles: RoleSet = serde_json::from_value(m.roles)
+        .map_err(|e| Error::Internal(anyhow::anyhow!("api key {} has invalid roles: {e}", m.id)))?;
+    Ok(ApiKey {
+        id: m.id,
+        name: m.name,
+        roles,
+        prefix: m.prefix,
+        created_at: m.created_at,
+    })
+}
+
+#[async_trait::async_trait]
+impl ApiKeys for Store {
+    async fn create_api_key(
+        &self,
+        t: TenantId,
+        name: String,
+        roles: RoleSet,
+    ) -> Result<WithSecret<ApiKey>> {
+        check_name("name", &name)?;
+        let roles = RoleSet::for_webservice(roles.iter())?;
+        let secret = secrets::new_secret("csk");
+        let row = api_keys::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            tenant_id: Set(t.0),
+            name: Set(name),
+            prefix: Set(secret.chars().take(PREFIX_LEN).collect()),
+            key_hash: Set(secrets::digest(&secret)),
+            roles: Set(serde_json::to_value(&roles).map_err(anyhow::Error::from)?),
+            token_generation: Set(0),
+            created_at: Set(self.clock.now()),
+        }
+        .insert(&self.db)
+        .await
+        .db()?;
+        Ok(WithSecret {
+            item: api_key_to_domain(row)?,
+            secret,
+        })
+    }
+
+    async fn list_api_keys(&self, t: TenantId, page: PageRequest) -> Result<Page<ApiKey>> {
+        convert_page(
+            page_of::<api_keys::Entity>(&self.db, t, page, |m| m.id).await?,
+            api_key_to_domain,
+        )
+    }
+
+    async fn get_api_key(&self, t: TenantId, id: Uuid) -> Result<ApiKey> {
+        api_key_to_domain(scoped::<api_keys::Entity>(&self.db, t, id, false, "api key").await?)
+    }
+
+    async fn delete_api_key(&self, t: TenantId, id: Uuid) -> Result<()> {
+        let now = self.clock.now();
+        let txn = self.db.begin().await.db()?;
+        let row = scoped::<api_keys::Entity>(&txn, t, id, true, "api key").await?;
+        api_keys::Entity::delete_by_id(row.id)
+            .exec(&txn)
+            .await
+            .db()?;
+        self.commit_revoking(
+            txn,
+            &[Revocation::credential(id, row.token_generation + 1, now)],
+        )
+        .await
+    }
+}

@@ -1,0 +1,496 @@
+//! Logins for every grant type, refresh-token rotation with reuse detection,
+//! token verification and revocation.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, Utc};
+use countersign_domain::auth::{
+    Grant, REFRESH_TOKEN_TTL_SECS, Session, TokenSet, access_token_expiry,
+};
+use countersign_domain::directory::check_pin;
+use countersign_domain::permission::{Principal, PrincipalKind};
+use countersign_domain::ports::{Auth, Clock, Me};
+use countersign_domain::role::RoleSet;
+use countersign_domain::tenant::{Tenant, TenantId};
+use countersign_domain::{Error, ErrorCode, Result};
+use sea_orm::sea_query::Expr;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set,
+    TransactionTrait,
+};
+use uuid::Uuid;
+
+use crate::db::DbResult;
+use crate::entities::{agents, api_keys, employees, programming_keys, refresh_tokens, tenants};
+use crate::programming_keys::{roles_of, to_domain as key_to_domain};
+use crate::revocation::{Revocation, RevocationList};
+use crate::secrets;
+use crate::tenants::{by_slug, to_domain as tenant_to_domain};
+use crate::throttle::LoginThrottle;
+use crate::tokens::{AUDIENCE, Claims, ISSUER, TokenKeys};
+
+pub struct AuthService {
+    db: DatabaseConnection,
+    clock: Arc<dyn Clock>,
+    keys: TokenKeys,
+    revocations: Arc<RevocationList>,
+    throttle: LoginThrottle,
+    operator_key_digest: String,
+}
+
+fn invalid_credentials() -> Error {
+    Error::rule(
+        ErrorCode::InvalidCredentials,
+        "the credentials are not valid",
+    )
+}
+
+fn unauthorized() -> Error {
+    Error::rule(ErrorCode::Unauthorized, "a valid access token is required")
+}
+
+/// What a successful credential check grants, before it becomes a token.
+struct Grantee {
+    kind: PrincipalKind,
+    id: Uuid,
+    tenant: Option<tenants::Model>,
+    roles: RoleSet,
+    generation: i64,
+    valid_until: Option<DateTime<Utc>>,
+    pin_change: bool,
+    /// People get a refresh token; `Some(family)` continues a family.
+    refresh: Option<Option<Uuid>>,
+}
+
+impl AuthService {
+    pub fn new(
+        db: DatabaseConnection,
+        clock: Arc<dyn Clock>,
+        keys: TokenKeys,
+        revocations: Arc<RevocationList>,
+        throttle: LoginThrottle,
+        operator_key_digest: String,
+    ) -> Self {
+        Self {
+            db,
+            clock,
+            keys,
+            revocations,
+            throttle,
+            operator_key_digest,
+        }
+    }
+
+    async fn check(&self, grant: &Grant) -> Result<Option<Grantee>> {
+        match grant {
+            Grant::ProgrammingKey {
+                tenant,
+                marking,
+                pin,
+            } => self.check_programming_key(tenant, marking, pin).await,
+            Grant::ApiKey { tenant, api_key } => self.check_api_key(tenant, api_key).await,
+            Grant::Agent { agent_id, secret } => self.check_agent(*agent_id, secret).await,
+            Grant::Operator { operator_key } => Ok((secrets::digest(operator_key)
+                == self.operator_key_digest)
+                .then(|| Grantee {
+                    kind: PrincipalKind::Operator,
+                    id: Uuid::nil(),
+                    tenant: None,
+                    roles: RoleSet::default(),
+                    generation: 0,
+                    valid_until: None,
+                    pin_change: false,
+                    refresh: None,
+                })),
+            Grant::RefreshToken { refresh_token } => self.check_refresh(refresh_token).await,
+        }
+    }
+
+    async fn check_programming_key(
+        &self,
+        slug: &str,
+        marking: &str,
+        pin: &str,
+    ) -> Result<Option<Grantee>> {
+        let tenant = by_slug(&self.db, slug).await?;
+        let row = match &tenant {
+            Some(t) => programming_keys::Entity::find()
+                .filter(programming_keys::Column::TenantId.eq(t.id))
+                .filter(programming_keys::Column::Marking.eq(marking))
+                .one(&self.db)
+                .await
+                .db()?,
+            None => None,
+        };
+        let pin_ok =
+            secrets::verify_pin(pin, row.as_ref().and_then(|r| r.pin_hash.as_deref())).await;
+        let (Some(tenant), Some(row), true) = (tenant, row, pin_ok) else {
+            return Ok(None);
+        };
+        self.programming_key_grantee(tenant, row, None)
+    }
+
+    fn programming_key_grantee(
+        &self,
+        tenant: tenants::Model,
+        row: programming_keys::Model,
+        family: Option<Uuid>,
+    ) -> Result<Option<Grantee>> {
+        let key = key_to_domain(&row)?;
+        if tenant.status != "active" || key.login_refusal(self.clock.now()).is_some() {
+            return Ok(None);
+        }
+        Ok(Some(Grantee {
+            kind: PrincipalKind::User,
+            id: key.id,
+            tenant: Some(tenant),
+            roles: key.roles,
+            generation: row.token_generation,
+            valid_until: key.valid_until,
+            pin_change: row.pin_one_time,
+            refresh: (!row.pin_one_time).then_some(family),
+        }))
+    }
+
+    async fn check_api_key(&self, slug: &str, api_key: &str) -> Result<Option<Grantee>> {
+        let Some(tenant) = by_slug(&self.db, slug).await? else {
+            return Ok(None);
+        };
+        let row = api_keys::Entity::find()
+            .filter(api_keys::Column::TenantId.eq(tenant.id))
+            .filter(api_keys::Column::KeyHash.eq(secrets::digest(api_key)))
+            .one(&self.db)
+            .await
+            .db()?;
+        let Some(row) = row.filter(|_| tenant.status == "active") else {
+            return Ok(None);
+        };
+        Ok(Some(Grantee {
+            kind: PrincipalKind::Webservice,
+            id: row.id,
+            roles: roles_of(&row.roles)?,
+            tenant: Some(tenant),
+            generation: row.token_generation,
+            valid_until: None,
+            pin_change: false,
+            refresh: None,
+        }))
+    }
+
+    async fn check_agent(&self, agent_id: Uuid, secret: &str) -> Result<Option<Grantee>> {
+        let Some(row) = agents::Entity::find_by_id(agent_id)
+            .one(&self.db)
+            .await
+            .db()?
+        else {
+            return Ok(None);
+        };
+        if row.secret_hash != secrets::digest(secret) {
+            return Ok(None);
+        }
+        let tenant = tenants::Entity::find_by_id(row.tenant_id)
+            .one(&self.db)
+            .await
+            .db()?;
+        let Some(tenant) = tenant.filter(|t| t.status == "active") else {
+            return Ok(None);
+        };
+        Ok(Some(Grantee {
+            kind: PrincipalKind::Agent,
+            id: row.id,
+            tenant: Some(tenant),
+            roles: RoleSet::default(),
+            generation: row.token_generation,
+            valid_until: None,
+            pin_change: false,
+            refresh: None,
+        }))
+    }
+
+    /// Spends a refresh token. A token spent before revokes its whole family.
+    async fn check_refresh(&self, token: &str) -> Result<Option<Grantee>> {
+        let now = self.clock.now();
+        let hash = secrets::digest(token);
+        let Some(row) = refresh_tokens::Entity::find()
+            .filter(refresh_tokens::Column::TokenHash.eq(hash))
+            .one(&self.db)
+            .await
+            .db()?
+        else {
+            return Ok(None);
+        };
+        if row.revoked || row.expires_at <= now {
+            return Ok(None);
+        }
+        let spent = refresh_tokens::Entity::update_many()
+            .col_expr(refresh_tokens::Column::UsedAt, Expr::value(now))
+            .filter(refresh_tokens::Column::Id.eq(row.id))
+            .filter(refresh_tokens::Column::UsedAt.is_null())
+            .exec(&self.db)
+            .await
+            .db()?;
+        if spent.rows_affected != 1 {
+            tracing::warn!(family = %row.family_id, "a spent refresh token was presented again; revoking its family");
+            self.revoke_family(row.family_id).await?;
+            return Ok(None);
+        }
+        let tenant = tenants::Entity::find_by_id(row.tenant_id)
+            .one(&self.db)
+            .await
+            .db()?;
+        let key = programming_keys::Entity::find_by_id(row.programming_key_id)
+            .one(&self.db)
+            .await
+            .db()?;
+        let (Some(tenant), Some(key)) = (tenant, key) else {
+            return Ok(None);
+        };
+        if key.token_generation != row.generation {
+            return Ok(None);
+        }
+        self.programming_key_grantee(tenant, key, Some(row.family_id))
+    }
+
+    async fn revoke_family(&self, family: Uuid) -> Result<()> {
+        let txn = self.db.begin().await.db()?;
+        refresh_tokens::Entity::update_many()
+            .col_expr(refresh_tokens::Column::Revoked, Expr::value(true))
+            .filter(refresh_tokens::Column::FamilyId.eq(family))
+            .exec(&txn)
+            .await
+            .db()?;
+        let entries = [Revocation::family(family, self.clock.now())];
+        self.revocations.record(&txn, &entries).await?;
+        txn.commit().await.db()?;
+        self.revocations.publish(&entries).await;
+        Ok(())
+    }
+
+    async fn issue(&self, grantee: Grantee) -> Result<TokenSet> {
+        let now = self.clock.now();
+        let expires = access_token_expiry(now, grantee.valid_until);
+        let family = grantee
+            .refresh
+            .map(|family| family.unwrap_or_else(Uuid::now_v7));
+        let tenant_id = grantee.tenant.as_ref().map(|t| t.id);
+        let claims = Claims {
+            iss: ISSUER.to_owned(),
+            aud: AUDIENCE.to_owned(),
+            sub: grantee.id,
+            tid: tenant_id,
+            roles: grantee.roles.iter().collect(),
+            kind: grantee.kind,
+            jti: Uuid::now_v7(),
+            iat: now.timestamp(),
+            nbf: now.timestamp(),
+            exp: expires.timestamp(),
+            generation: grantee.generation,
+            tgen: grantee.tenant.as_ref().map_or(0, |t| t.token_generation),
+            sid: family,
+            pin_change: grantee.pin_change,
+        };
+        let access_token = self.keys.issue(&claims)?;
+        let refresh_token = match (family, tenant_id) {
+            (Some(family), Some(tenant_id)) => {
+                let token = secrets::new_secret("csr");
+                refresh_tokens::ActiveModel {
+                    id: Set(Uuid::now_v7()),
+                    family_id: Set(family),
+                    tenant_id: Set(tenant_id),
+                    programming_key_id: Set(grantee.id),
+                    token_hash: Set(secrets::digest(&token)),
+                    generation: Set(grantee.generation),
+                    expires_at: Set(now + Duration::seconds(REFRESH_TOKEN_TTL_SECS)),
+                    used_at: Set(None),
+                    revoked: Set(false),
+                    created_at: Set(now),
+                }
+                .insert(&self.db)
+                .await
+                .db()?;
+                Some(token)
+            }
+            _ => None,
+        };
+        Ok(TokenSet {
+            access_token,
+            expires_in: (expires - now).num_seconds().max(0),
+            refresh_token,
+            roles: grantee.roles.names(),
+            pin_change_required: grantee.pin_change,
+        })
+    }
+
+    async fn tenant_of(&self, session: &Session) -> Result<Option<Tenant>> {
+        match session.principal.tenant_id {
+            Some(t) => {
+                let row = tenants::Entity::find_by_id(t.0).one(&self.db).await.db()?;
+                row.map(tenant_to_domain).transpose()
+            }
+            None => Ok(None),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Auth for AuthService {
+    async fn token(&self, grant: Grant) -> Result<TokenSet> {
+        let throttle_key = grant.throttle_key();
+        if let Some(key) = &throttle_key
+            && let Some(retry_after_secs) = self.throttle.retry_after(key).await
+        {
+            return Err(Error::Throttled { retry_after_secs });
+        }
+        match self.check(&grant).await? {
+            Some(grantee) => {
+                if let Some(key) = &throttle_key {
+                    self.throttle.succeeded(key).await;
+                }
+                self.issue(grantee).await
+            }
+            None => {
+                if let Some(key) = &throttle_key {
+                    self.throttle.failed(key).await;
+                }
+                Err(invalid_credentials())
+            }
+        }
+    }
+
+    async fn authenticate(&self, bearer: &str) -> Result<Session> {
+        let claims = self.keys.verify(bearer).ok_or_else(unauthorized)?;
+        let tenant_scoped = claims.kind != PrincipalKind::Operator;
+        if tenant_scoped != claims.tid.is_some() {
+            return Err(unauthorized());
+        }
+        let session = Session {
+            principal: Principal {
+                kind: claims.kind,
+                id: claims.sub,
+                tenant_id: claims.tid.map(TenantId),
+                roles: claims.roles.into_iter().collect(),
+                pin_change_only: claims.pin_change,
+            },
+            token_id: claims.jti,
+            generation: claims.generation,
+            tenant_generation: claims.tgen,
+            family: claims.sid,
+            expires_at: DateTime::from_timestamp(claims.exp, 0).unwrap_or_default(),
+        };
+        if self.revocations.is_revoked(&session).await? {
+            return Err(unauthorized());
+        }
+        Ok(session)
+    }
+
+    async fn revoke(&self, session: &Session) -> Result<()> {
+        let txn = self.db.begin().await.db()?;
+        let mut entries = vec![Revocation::token(session.token_id, session.expires_at)];
+        if let Some(family) = session.family {
+            refresh_tokens::Entity::update_many()
+                .col_expr(refresh_tokens::Column::Revoked, Expr::value(true))
+                .filter(refresh_tokens::Column::FamilyId.eq(family))
+                .exec(&txn)
+                .await
+                .db()?;
+            entries.push(Revocation::family(family, self.clock.now()));
+        }
+        self.revocations.record(&txn, &entries).await?;
+        txn.commit().await.db()?;
+        self.revocations.publish(&entries).await;
+        Ok(())
+    }
+
+    async fn me(&self, session: &Session) -> Result<Me> {
+        let p = &session.principal;
+        let tenant = self.tenant_of(session).await?;
+        let (name, employee_id) = match p.kind {
+            PrincipalKind::User => {
+                let key = programming_keys::Entity::find_by_id(p.id)
+                    .one(&self.db)
+                    .await
+                    .db()?
+                    .ok_or_else(unauthorized)?;
+                let employee = match key.employee_id {
+                    Some(id) => employees::Entity::find_by_id(id).one(&self.db).await.db()?,
+                    None => None,
+                };
+                (employee.map_or(key.name, |e| e.name), key.employee_id)
+            }
+            PrincipalKind::Webservice => {
+                let key = api_keys::Entity::find_by_id(p.id)
+                    .one(&self.db)
+                    .await
+                    .db()?
+                    .ok_or_else(unauthorized)?;
+                (key.name, None)
+            }
+            PrincipalKind::Agent => {
+                let agent = agents::Entity::find_by_id(p.id)
+                    .one(&self.db)
+                    .await
+                    .db()?
+                    .ok_or_else(unauthorized)?;
+                (agent.name, None)
+            }
+            PrincipalKind::Operator => ("Operator".to_owned(), None),
+        };
+        Ok(Me {
+            kind: p.kind,
+            id: p.id,
+            name,
+            tenant,
+            roles: p.roles.clone(),
+            employee_id,
+            pin_change_required: p.pin_change_only,
+        })
+    }
+
+    async fn set_own_pin(&self, session: &Session, current_pin: &str, new_pin: &str) -> Result<()> {
+        if session.principal.kind != PrincipalKind::User {
+            return Err(Error::rule(
+                ErrorCode::Forbidden,
+                "only a programming key has a PIN",
+            ));
+        }
+        check_pin(new_pin)?;
+        if new_pin == current_pin {
+            return Err(Error::invalid(
+                "the new PIN must differ from the current one",
+            ));
+        }
+        let row = programming_keys::Entity::find_by_id(session.principal.id)
+            .one(&self.db)
+            .await
+            .db()?
+            .ok_or_else(unauthorized)?;
+        let throttle_key = format!("pin:{}", row.id);
+        if let Some(retry_after_secs) = self.throttle.retry_after(&throttle_key).await {
+            return Err(Error::Throttled { retry_after_secs });
+        }
+        if !secrets::verify_pin(current_pin, row.pin_hash.as_deref()).await {
+            self.throttle.failed(&throttle_key).await;
+            return Err(Error::rule(
+                ErrorCode::InvalidCredentials,
+                "the current PIN is not correct",
+            ));
+        }
+        self.throttle.succeeded(&throttle_key).await;
+        let hash = secrets::hash_pin(new_pin).await?;
+        let now = self.clock.now();
+        let txn = self.db.begin().await.db()?;
+        let generation = row.token_generation + 1;
+        let id = row.id;
+        let mut active: programming_keys::ActiveModel = row.into();
+        active.pin_hash = Set(Some(hash));
+        active.pin_one_time = Set(false);
+        active.token_generation = Set(generation);
+        active.updated_at = Set(now);
+        active.update(&txn).await.db()?;
+        let entries = [Revocation::credential(id, generation, now)];
+        self.revocations.record(&txn, &entries).await?;
+        txn.commit().await.db()?;
+        self.revocations.publish(&entries).await;
+        Ok(())
+    }
+}

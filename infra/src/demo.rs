@@ -1,0 +1,229 @@
+//! The embedded demo: on an empty database, a tenant with the approver function,
+//! its people and some inventory, with PINs the README can print.
+
+use countersign_domain::Result;
+use countersign_domain::directory::{DeviceKind, KeyModel};
+use countersign_domain::ports::{
+    Employees, Inventory, KeyCommand, Keys, NewCylinder, NewKey, NewProgrammingKey,
+    NewRemoteDevice, NewTenant, ProgrammingKeyCommand, ProgrammingKeys, Tenants,
+};
+use countersign_domain::role::{Role, RoleSet};
+use countersign_domain::tenant::{FixedSettings, Locale, MutableSettings, TenantId, TenantStatus};
+use sea_orm::sea_query::Expr;
+use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+
+use crate::db::DbResult;
+use crate::entities::{programming_keys, tenants};
+use crate::secrets;
+use crate::store::Store;
+
+/// The demo's programming keys: marking, holder, e-mail, roles, PIN.
+const PEOPLE: &[(&str, &str, &str, &[Role], &str)] = &[
+    (
+        "ADMIN-1",
+        "Alex Admin",
+        "alex.admin@demo.example",
+        &[Role::SuperAdministrator, Role::SystemAdministrator],
+        "111111",
+    ),
+    (
+        "APPROVER-1",
+        "Berta Council",
+        "berta.council@demo.example",
+        &[Role::Approver],
+        "222222",
+    ),
+    (
+        "APPROVER-2",
+        "Carl Council",
+        "carl.council@demo.example",
+        &[Role::Approver],
+        "333333",
+    ),
+    (
+        "CYLPROG-1",
+        "Dana Programmer",
+        "dana.programmer@demo.example",
+        &[Role::CylinderProgrammer],
+        "444444",
+    ),
+    (
+        "AUDITOR-1",
+        "Emil Auditor",
+        "emil.auditor@demo.example",
+        &[Role::Auditor],
+        "555555",
+    ),
+];
+
+pub struct Demo {
+    pub tenant: String,
+}
+
+impl Demo {
+    pub fn instructions(&self, listen: &str) -> String {
+        let mut text = format!(
+            "Demo tenant `{}` (approver function on). Programming keys and PINs:\n",
+            self.tenant
+        );
+        for (marking, holder, _, roles, pin) in PEOPLE {
+            let roles: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+            text.push_str(&format!(
+                "  {marking:<11} PIN {pin}  {holder} ({})\n",
+                roles.join(", ")
+            ));
+        }
+        text.push_str(&format!(
+            "Log in:\n  curl -s http://{listen}/v1/auth/token -H 'content-type: application/json' \\\n    -d '{{\"grant_type\":\"programming_key\",\"tenant\":\"{}\",\"programming_key\":\"ADMIN-1\",\"pin\":\"111111\"}}'\nAPI documentation: http://{listen}/docs/",
+            self.tenant
+        ));
+        text
+    }
+}
+
+/// Seeds the demo unless the database already holds a tenant.
+pub async fn seed(store: &Store) -> Result<Option<Demo>> {
+    if tenants::Entity::find().count(&store.db).await.db()? > 0 {
+        return Ok(None);
+    }
+    let provisioned = store
+        .provision(NewTenant {
+            slug: "demo".into(),
+            fixed: FixedSettings::new(true, 1, "Europe/Berlin")?,
+            settings: MutableSettings {
+                name: "Demo Stadtwerke".into(),
+                locale: Locale::En,
+                event_retention_days: 365,
+                request_ttl_hours: 72,
+                execution_ttl_hours: 168,
+                status: TenantStatus::Active,
+            },
+            admin_name: PEOPLE[0].1.into(),
+            admin_email: PEOPLE[0].2.into(),
+            admin_marking: PEOPLE[0].0.into(),
+        })
+        .await?;
+    let t = provisioned.tenant.id;
+    for (marking, holder, email, roles, pin) in PEOPLE {
+        let roles: RoleSet = roles.iter().copied().collect();
+        if *marking != PEOPLE[0].0 {
+            let employee = store
+                .create_employee(t, (*holder).into(), Some((*email).into()))
+                .await?;
+            let key = store
+                .create_programming_key(
+                    t,
+                    NewProgrammingKey {
+                        marking: (*marking).into(),
+                        name: format!("Programming key of {holder}"),
+                        roles: roles.clone(),
+                        valid_from: None,
+                        valid_until: None,
+                    },
+                )
+                .await?;
+            store
+                .command_programming_key(
+                    t,
+                    key.id,
+                    ProgrammingKeyCommand::Issue {
+                        employee_id: employee.id,
+                    },
+                )
+                .await?;
+        }
+        set_known_pin(store, t, marking, &roles, pin).await?;
+    }
+    let holder = store
+        .create_employee(
+            t,
+            "Frieda Fitter".into(),
+            Some("frieda@demo.example".into()),
+        )
+        .await?;
+    let group = store
+        .create_key_group(t, "G-STAFF".into(), "Staff".into())
+        .await?;
+    for (marking, model) in [
+        ("K-100", KeyModel::E3),
+        ("K-101", KeyModel::E2),
+        ("K-102", KeyModel::Basic),
+    ] {
+        let key = store
+            .create_key(
+                t,
+                NewKey {
+                    marking: marking.into(),
+                    name: format!("Key {marking}"),
+                    model,
+                    key_group_id: Some(group.id),
+                },
+            )
+            .await?;
+        if marking == "K-100" {
+            store
+                .command_key(
+                    t,
+                    key.id,
+                    KeyCommand::Issue {
+                        employee_id: holder.id,
+                    },
+                )
+                .await?;
+        }
+    }
+    for (marking, location) in [("C-1", "Main entrance"), ("C-2", "Server room")] {
+        store
+            .create_cylinder(
+                t,
+                NewCylinder {
+                    marking: marking.into(),
+                    name: format!("Cylinder {marking}"),
+                    location: Some(location.into()),
+                },
+            )
+            .await?;
+    }
+    for (serial, name, kind) in [
+        ("RU-1", "Wall unit, lobby", DeviceKind::RemoteUnit),
+        ("DU-1", "Desk unit, office", DeviceKind::DeskUnit),
+    ] {
+        store
+            .create_remote_device(
+                t,
+                NewRemoteDevice {
+                    name: name.into(),
+                    kind,
+                    serial: serial.into(),
+                },
+            )
+            .await?;
+    }
+    Ok(Some(Demo {
+        tenant: provisioned.tenant.slug,
+    }))
+}
+
+/// Demo PINs are set as if their holders had chosen them: not one-time.
+async fn set_known_pin(
+    store: &Store,
+    t: TenantId,
+    marking: &str,
+    roles: &RoleSet,
+    pin: &str,
+) -> Result<()> {
+    let hash = secrets::hash_pin(pin).await?;
+    programming_keys::Entity::update_many()
+        .col_expr(programming_keys::Column::PinHash, Expr::value(hash))
+        .col_expr(programming_keys::Column::PinOneTime, Expr::value(false))
+        .col_expr(
+            programming_keys::Column::Roles,
+            Expr::value(serde_json::to_value(roles).map_err(anyhow::Error::from)?),
+        )
+        .filter(programming_keys::Column::TenantId.eq(t.0))
+        .filter(programming_keys::Column::Marking.eq(marking))
+        .exec(&store.db)
+        .await
+        .db()?;
+    Ok(())
+}

@@ -1,0 +1,101 @@
+//! Employees, and the rule that an approver's holder keeps an e-mail address.
+
+use countersign_domain::Result;
+use countersign_domain::directory::Employee;
+use countersign_domain::page::{Page, PageRequest};
+use countersign_domain::ports::{EmployeeChange, Employees};
+use countersign_domain::role::{Role, RoleSet};
+use countersign_domain::tenant::TenantId;
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set, TransactionTrait,
+};
+use uuid::Uuid;
+
+use crate::db::DbResult;
+use crate::entities::{employees, programming_keys};
+use crate::store::{Store, page_of, scoped};
+
+pub(crate) fn to_domain(m: employees::Model) -> Employee {
+    Employee {
+        id: m.id,
+        name: m.name,
+        email: m.email,
+        created_at: m.created_at,
+    }
+}
+
+/// Whether the employee holds an issued programming key with the approver role.
+pub(crate) async fn holds_approver_key(
+    conn: &impl ConnectionTrait,
+    t: TenantId,
+    employee: Uuid,
+) -> Result<bool> {
+    let keys = programming_keys::Entity::find()
+        .filter(programming_keys::Column::TenantId.eq(t.0))
+        .filter(programming_keys::Column::EmployeeId.eq(employee))
+        .filter(programming_keys::Column::Status.eq("issued"))
+        .all(conn)
+        .await
+        .db()?;
+    Ok(keys.iter().any(|k| {
+        serde_json::from_value::<RoleSet>(k.roles.clone())
+            .is_ok_and(|roles| roles.contains(Role::Approver))
+    }))
+}
+
+#[async_trait::async_trait]
+impl Employees for Store {
+    async fn create_employee(
+        &self,
+        t: TenantId,
+        name: String,
+        email: Option<String>,
+    ) -> Result<Employee> {
+        Employee::validate(&name, email.as_deref())?;
+        let now = self.clock.now();
+        let row = employees::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            tenant_id: Set(t.0),
+            name: Set(name),
+            email: Set(email),
+            created_at: Set(now),
+            updated_at: Set(now),
+        }
+        .insert(&self.db)
+        .await
+        .db()?;
+        Ok(to_domain(row))
+    }
+
+    async fn list_employees(&self, t: TenantId, page: PageRequest) -> Result<Page<Employee>> {
+        Ok(page_of::<employees::Entity>(&self.db, t, page, |m| m.id)
+            .await?
+            .map(to_domain))
+    }
+
+    async fn get_employee(&self, t: TenantId, id: Uuid) -> Result<Employee> {
+        Ok(to_domain(
+            scoped::<employees::Entity>(&self.db, t, id, false, "employee").await?,
+        ))
+    }
+
+    async fn update_employee(
+        &self,
+        t: TenantId,
+        id: Uuid,
+        change: EmployeeChange,
+    ) -> Result<Employee> {
+        let txn = self.db.begin().await.db()?;
+        let row = scoped::<employees::Entity>(&txn, t, id, true, "employee").await?;
+        let mut employee = to_domain(row.clone());
+        let approver = holds_approver_key(&txn, t, id).await?;
+        employee.change(change.name, change.email, approver)?;
+        let mut active: employees::ActiveModel = row.into();
+        active.name = Set(employee.name.clone());
+        active.email = Set(employee.email.clone());
+        active.updated_at = Set(self.clock.now());
+        active.update(&txn).await.db()?;
+        txn.commit().await.db()?;
+        Ok(employee)
+    }
+}

@@ -1,0 +1,256 @@
+//! Key groups, cylinders and remote devices.
+
+use chrono::{DateTime, Utc};
+use countersign_domain::directory::{Cylinder, DeviceKind, KeyGroup, RemoteDevice, check_marking};
+use countersign_domain::page::{Page, PageRequest};
+use countersign_domain::ports::{CylinderChange, Inventory, NewCylinder, NewRemoteDevice};
+use countersign_domain::tenant::{TenantId, check_name};
+use countersign_domain::{Error, Result};
+use sea_orm::{ActiveModelTrait, Set};
+use uuid::Uuid;
+
+use crate::db::DbResult;
+use crate::entities::{cylinders, key_groups, remote_devices};
+use crate::store::{Store, page_of, scoped};
+
+/// Converts a page of rows, failing on the first row that does not convert.
+pub(crate) fn convert_page<M, T>(page: Page<M>, f: impl Fn(M) -> Result<T>) -> Result<Page<T>> {
+    let items = page.items.into_iter().map(f).collect::<Result<_>>()?;
+    Ok(Page {
+        items,
+        next_cursor: page.next_cursor,
+    })
+}
+
+fn key_group_to_domain(m: key_groups::Model) -> KeyGroup {
+    KeyGroup {
+        id: m.id,
+        marking: m.marking,
+        name: m.name,
+        created_at: m.created_at,
+    }
+}
+
+fn cylinder_to_domain(m: cylinders::Model) -> Cylinder {
+    Cylinder {
+        id: m.id,
+        marking: m.marking,
+        name: m.name,
+        location: m.location,
+        created_at: m.created_at,
+    }
+}
+
+pub(crate) fn device_to_domain(m: remote_devices::Model) -> Result<RemoteDevice> {
+    let kind = DeviceKind::parse(&m.kind).ok_or_else(|| {
+        Error::Internal(anyhow::anyhow!(
+            "remote device {} has an invalid kind",
+            m.id
+        ))
+    })?;
+    Ok(RemoteDevice {
+        id: m.id,
+        name: m.name,
+        kind,
+        serial: m.serial,
+        agent_id: m.agent_id,
+        created_at: m.created_at,
+    })
+}
+
+pub(crate) fn check_new_key_group(marking: &str, name: &str) -> Result<()> {
+    check_marking(marking)?;
+    check_name("name", name)
+}
+
+fn check_location(location: Option<&str>) -> Result<()> {
+    location.map_or(Ok(()), |l| check_name("location", l))
+}
+
+pub(crate) fn check_cylinder(new: &NewCylinder) -> Result<()> {
+    check_marking(&new.marking)?;
+    check_name("name", &new.name)?;
+    check_location(new.location.as_deref())
+}
+
+pub(crate) fn check_device(new: &NewRemoteDevice) -> Result<()> {
+    check_marking(&new.serial)?;
+    check_name("name", &new.name)
+}
+
+pub(crate) fn key_group_row(
+    t: TenantId,
+    marking: String,
+    name: String,
+    now: DateTime<Utc>,
+) -> key_groups::ActiveModel {
+    key_groups::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        tenant_id: Set(t.0),
+        marking: Set(marking),
+        name: Set(name),
+        created_at: Set(now),
+    }
+}
+
+pub(crate) fn cylinder_row(
+    t: TenantId,
+    new: NewCylinder,
+    now: DateTime<Utc>,
+) -> cylinders::ActiveModel {
+    cylinders::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        tenant_id: Set(t.0),
+        marking: Set(new.marking),
+        name: Set(new.name),
+        location: Set(new.location),
+        created_at: Set(now),
+    }
+}
+
+pub(crate) fn device_row(
+    t: TenantId,
+    new: NewRemoteDevice,
+    now: DateTime<Utc>,
+) -> remote_devices::ActiveModel {
+    remote_devices::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        tenant_id: Set(t.0),
+        name: Set(new.name),
+        kind: Set(new.kind.as_str().to_owned()),
+        serial: Set(new.serial),
+        agent_id: Set(None),
+        created_at: Set(now),
+    }
+}
+
+#[async_trait::async_trait]
+impl Inventory for Store {
+    async fn create_key_group(
+        &self,
+        t: TenantId,
+        marking: String,
+        name: String,
+    ) -> Result<KeyGroup> {
+        check_new_key_group(&marking, &name)?;
+        let row = key_group_row(t, marking, name, self.clock.now())
+            .insert(&self.db)
+            .await
+            .db()?;
+        Ok(key_group_to_domain(row))
+    }
+
+    async fn list_key_groups(&self, t: TenantId, page: PageRequest) -> Result<Page<KeyGroup>> {
+        Ok(page_of::<key_groups::Entity>(&self.db, t, page, |m| m.id)
+            .await?
+            .map(key_group_to_domain))
+    }
+
+    async fn get_key_group(&self, t: TenantId, id: Uuid) -> Result<KeyGroup> {
+        Ok(key_group_to_domain(
+            scoped::<key_groups::Entity>(&self.db, t, id, false, "key group").await?,
+        ))
+    }
+
+    async fn rename_key_group(&self, t: TenantId, id: Uuid, name: String) -> Result<KeyGroup> {
+        check_name("name", &name)?;
+        let mut row: key_groups::ActiveModel =
+            scoped::<key_groups::Entity>(&self.db, t, id, false, "key group")
+                .await?
+                .into();
+        row.name = Set(name);
+        Ok(key_group_to_domain(row.update(&self.db).await.db()?))
+    }
+
+    async fn create_cylinder(&self, t: TenantId, new: NewCylinder) -> Result<Cylinder> {
+        check_cylinder(&new)?;
+        let row = cylinder_row(t, new, self.clock.now())
+            .insert(&self.db)
+            .await
+            .db()?;
+        Ok(cylinder_to_domain(row))
+    }
+
+    async fn list_cylinders(&self, t: TenantId, page: PageRequest) -> Result<Page<Cylinder>> {
+        Ok(page_of::<cylinders::Entity>(&self.db, t, page, |m| m.id)
+            .await?
+            .map(cylinder_to_domain))
+    }
+
+    async fn get_cylinder(&self, t: TenantId, id: Uuid) -> Result<Cylinder> {
+        Ok(cylinder_to_domain(
+            scoped::<cylinders::Entity>(&self.db, t, id, false, "cylinder").await?,
+        ))
+    }
+
+    async fn update_cylinder(
+        &self,
+        t: TenantId,
+        id: Uuid,
+        change: CylinderChange,
+    ) -> Result<Cylinder> {
+        if let Some(name) = &change.name {
+            check_name("name", name)?;
+        }
+        if let Some(location) = &change.location {
+            check_location(location.as_deref())?;
+        }
+        let mut row: cylinders::ActiveModel =
+            scoped::<cylinders::Entity>(&self.db, t, id, false, "cylinder")
+                .await?
+                .into();
+        if let Some(name) = change.name {
+            row.name = Set(name);
+        }
+        if let Some(location) = change.location {
+            row.location = Set(location);
+        }
+        Ok(cylinder_to_domain(row.update(&self.db).await.db()?))
+    }
+
+    async fn create_remote_device(
+        &self,
+        t: TenantId,
+        new: NewRemoteDevice,
+    ) -> Result<RemoteDevice> {
+        check_device(&new)?;
+        device_to_domain(
+            device_row(t, new, self.clock.now())
+                .insert(&self.db)
+                .await
+                .db()?,
+        )
+    }
+
+    async fn list_remote_devices(
+        &self,
+        t: TenantId,
+        page: PageRequest,
+    ) -> Result<Page<RemoteDevice>> {
+        convert_page(
+            page_of::<remote_devices::Entity>(&self.db, t, page, |m| m.id).await?,
+            device_to_domain,
+        )
+    }
+
+    async fn get_remote_device(&self, t: TenantId, id: Uuid) -> Result<RemoteDevice> {
+        device_to_domain(
+            scoped::<remote_devices::Entity>(&self.db, t, id, false, "remote device").await?,
+        )
+    }
+
+    async fn rename_remote_device(
+        &self,
+        t: TenantId,
+        id: Uuid,
+        name: String,
+    ) -> Result<RemoteDevice> {
+        check_name("name", &name)?;
+        let mut row: remote_devices::ActiveModel =
+            scoped::<remote_devices::Entity>(&self.db, t, id, false, "remote device")
+                .await?
+                .into();
+        row.name = Set(name);
+        device_to_domain(row.update(&self.db).await.db()?)
+    }
+}

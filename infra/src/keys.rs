@@ -1,0 +1,160 @@
+//! User keys: creation, changes and the issue / return / stop-collection commands.
+
+use chrono::{DateTime, Utc};
+use countersign_domain::directory::{Employee, Key, KeyModel, KeyStatus, check_marking};
+use countersign_domain::page::{Page, PageRequest};
+use countersign_domain::ports::{KeyChange, KeyCommand, Keys, NewKey};
+use countersign_domain::tenant::{TenantId, check_name};
+use countersign_domain::{Error, ErrorCode, Result};
+use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, Set, TransactionTrait};
+use uuid::Uuid;
+
+use crate::db::DbResult;
+use crate::entities::{employees, key_groups, keys, tenants};
+use crate::inventory::convert_page;
+use crate::store::{Store, page_of, scoped};
+
+pub(crate) fn key_to_domain(m: keys::Model) -> Result<Key> {
+    let corrupt =
+        |what: &str| Error::Internal(anyhow::anyhow!("key {} has an invalid {what}", m.id));
+    Ok(Key {
+        model: KeyModel::parse(&m.model).ok_or_else(|| corrupt("model"))?,
+        status: KeyStatus::parse(&m.status).ok_or_else(|| corrupt("status"))?,
+        id: m.id,
+        marking: m.marking,
+        name: m.name,
+        employee_id: m.employee_id,
+        key_group_id: m.key_group_id,
+        auto_collection: m.auto_collection,
+        created_at: m.created_at,
+    })
+}
+
+pub(crate) fn check_new_key(new: &NewKey) -> Result<()> {
+    check_marking(&new.marking)?;
+    check_name("name", &new.name)
+}
+
+/// A new key in stock, as a row to insert.
+pub(crate) fn new_key_row(t: TenantId, new: NewKey, now: DateTime<Utc>) -> keys::ActiveModel {
+    keys::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        tenant_id: Set(t.0),
+        marking: Set(new.marking),
+        name: Set(new.name),
+        model: Set(new.model.as_str().to_owned()),
+        status: Set(KeyStatus::InStock.as_str().to_owned()),
+        employee_id: Set(None),
+        key_group_id: Set(new.key_group_id),
+        auto_collection: Set(false),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+}
+
+/// A tenant-owned row the body refers to: missing is 422, not 404.
+pub(crate) async fn referenced<E: EntityTrait>(
+    conn: &impl ConnectionTrait,
+    t: TenantId,
+    id: Uuid,
+    what: &str,
+) -> Result<E::Model> {
+    scoped::<E>(conn, t, id, false, what)
+        .await
+        .map_err(|e| match e.code() {
+            ErrorCode::NotFound => Error::rule(
+                ErrorCode::UnknownReference,
+                format!("{what} {id} does not exist"),
+            ),
+            _ => e,
+        })
+}
+
+pub(crate) async fn key_group_exists(
+    conn: &impl ConnectionTrait,
+    t: TenantId,
+    id: Option<Uuid>,
+) -> Result<()> {
+    if let Some(id) = id {
+        referenced::<key_groups::Entity>(conn, t, id, "key group").await?;
+    }
+    Ok(())
+}
+
+#[async_trait::async_trait]
+impl Keys for Store {
+    async fn create_key(&self, t: TenantId, new: NewKey) -> Result<Key> {
+        check_new_key(&new)?;
+        key_group_exists(&self.db, t, new.key_group_id).await?;
+        key_to_domain(
+            new_key_row(t, new, self.clock.now())
+                .insert(&self.db)
+                .await
+                .db()?,
+        )
+    }
+
+    async fn list_keys(&self, t: TenantId, page: PageRequest) -> Result<Page<Key>> {
+        convert_page(
+            page_of::<keys::Entity>(&self.db, t, page, |m| m.id).await?,
+            key_to_domain,
+        )
+    }
+
+    async fn get_key(&self, t: TenantId, id: Uuid) -> Result<Key> {
+        key_to_domain(scoped::<keys::Entity>(&self.db, t, id, false, "key").await?)
+    }
+
+    async fn update_key(&self, t: TenantId, id: Uuid, change: KeyChange) -> Result<Key> {
+        if let Some(name) = &change.name {
+            check_name("name", name)?;
+        }
+        let mut row: keys::ActiveModel = scoped::<keys::Entity>(&self.db, t, id, false, "key")
+            .await?
+            .into();
+        if let Some(group) = change.key_group_id {
+            key_group_exists(&self.db, t, group).await?;
+        }
+        if let Some(name) = change.name {
+            row.name = Set(name);
+        }
+        if let Some(group) = change.key_group_id {
+            row.key_group_id = Set(group);
+        }
+        row.updated_at = Set(self.clock.now());
+        key_to_domain(row.update(&self.db).await.db()?)
+    }
+
+    async fn command_key(&self, t: TenantId, id: Uuid, command: KeyCommand) -> Result<Key> {
+        let txn = self.db.begin().await.db()?;
+        let row = scoped::<keys::Entity>(&txn, t, id, true, "key").await?;
+        let tenant = tenants::Entity::find_by_id(t.0)
+            .one(&txn)
+            .await
+            .db()?
+            .ok_or_else(|| Error::not_found("tenant"))?;
+        let mut key = key_to_domain(row.clone())?;
+        match command {
+            KeyCommand::Issue { employee_id } => {
+                let e = referenced::<employees::Entity>(&txn, t, employee_id, "employee").await?;
+                let holder = Employee {
+                    id: e.id,
+                    name: e.name,
+                    email: e.email,
+                    created_at: e.created_at,
+                };
+                key.issue(&holder, tenant.approval_required)?;
+            }
+            KeyCommand::Return => key.give_back()?,
+            KeyCommand::StopAutoCollection => key.stop_auto_collection(tenant.approval_required)?,
+        }
+        let mut active: keys::ActiveModel = row.into();
+        active.status = Set(key.status.as_str().to_owned());
+        active.employee_id = Set(key.employee_id);
+        active.auto_collection = Set(key.auto_collection);
+        active.updated_at = Set(self.clock.now());
+        active.update(&txn).await.db()?;
+        txn.commit().await.db()?;
+        Ok(key)
+    }
+}

@@ -1,0 +1,113 @@
+//! The database adapter behind the domain's ports, and the tenant-scoped finders
+//! every repository goes through.
+
+use std::str::FromStr;
+use std::sync::Arc;
+
+use countersign_domain::page::{Page, PageRequest};
+use countersign_domain::ports::{Clock, Health};
+use countersign_domain::tenant::TenantId;
+use countersign_domain::{Error, Result};
+use sea_orm::{
+    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect,
+};
+use uuid::Uuid;
+
+use crate::db::DbResult;
+use crate::revocation::{Revocation, RevocationList};
+
+pub struct Store {
+    pub(crate) db: DatabaseConnection,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) revocations: Arc<RevocationList>,
+}
+
+impl Store {
+    pub fn new(
+        db: DatabaseConnection,
+        clock: Arc<dyn Clock>,
+        revocations: Arc<RevocationList>,
+    ) -> Self {
+        Self {
+            db,
+            clock,
+            revocations,
+        }
+    }
+
+    pub fn connection(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    /// Records revocations in the transaction, commits, then tells the cache.
+    pub(crate) async fn commit_revoking(
+        &self,
+        txn: sea_orm::DatabaseTransaction,
+        entries: &[Revocation],
+    ) -> Result<()> {
+        self.revocations.record(&txn, entries).await?;
+        txn.commit().await.db()?;
+        self.revocations.publish(entries).await;
+        Ok(())
+    }
+}
+
+fn column<E: EntityTrait>(name: &str) -> Result<E::Column> {
+    E::Column::from_str(name).map_err(|_| {
+        Error::Internal(anyhow::anyhow!(
+            "{} has no column {name}",
+            E::default().table_name()
+        ))
+    })
+}
+
+/// The one way to load a tenant-owned row: by tenant and id. Another tenant's
+/// row is as missing as a row that does not exist. `lock` takes it FOR UPDATE.
+pub(crate) async fn scoped<E: EntityTrait>(
+    conn: &impl ConnectionTrait,
+    t: TenantId,
+    id: Uuid,
+    lock: bool,
+    what: &str,
+) -> Result<E::Model> {
+    let mut query = E::find()
+        .filter(column::<E>("tenant_id")?.eq(t.0))
+        .filter(column::<E>("id")?.eq(id));
+    if lock {
+        query = query.lock_exclusive();
+    }
+    query
+        .one(conn)
+        .await
+        .db()?
+        .ok_or_else(|| Error::not_found(what))
+}
+
+/// One page of a tenant's rows of a table, in id (creation) order.
+pub(crate) async fn page_of<E: EntityTrait>(
+    conn: &impl ConnectionTrait,
+    t: TenantId,
+    page: PageRequest,
+    id: impl Fn(&E::Model) -> Uuid,
+) -> Result<Page<E::Model>> {
+    let id_column = column::<E>("id")?;
+    let mut query = E::find().filter(column::<E>("tenant_id")?.eq(t.0));
+    if let Some(after) = page.after {
+        query = query.filter(id_column.gt(after));
+    }
+    let rows = query
+        .order_by_asc(id_column)
+        .limit(page.fetch())
+        .all(conn)
+        .await
+        .db()?;
+    Ok(Page::from_rows(rows, &page, id))
+}
+
+#[async_trait::async_trait]
+impl Health for Store {
+    async fn ready(&self) -> bool {
+        self.db.ping().await.is_ok()
+    }
+}

@@ -1,0 +1,212 @@
+//! Tenants: provisioning with the first super administrator, listing, changes.
+
+use countersign_domain::page::{Page, PageRequest};
+use countersign_domain::ports::{NewTenant, ProvisionedTenant, Tenants};
+use countersign_domain::role::{Role, RoleSet};
+use countersign_domain::tenant::{
+    FixedSettings, Locale, MutableSettings, Tenant, TenantChange, TenantId, TenantStatus,
+};
+use countersign_domain::{Error, Result};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
+    TransactionTrait,
+};
+use uuid::Uuid;
+
+use crate::db::DbResult;
+use crate::entities::{employees, programming_keys, tenants};
+use crate::revocation::Revocation;
+use crate::secrets;
+use crate::store::Store;
+
+pub(crate) fn locale_str(locale: Locale) -> &'static str {
+    match locale {
+        Locale::De => "de",
+        Locale::En => "en",
+    }
+}
+
+pub(crate) fn to_domain(m: tenants::Model) -> Result<Tenant> {
+    let corrupt =
+        |what: &str| Error::Internal(anyhow::anyhow!("tenant {} has an invalid {what}", m.id));
+    let fixed = FixedSettings::new(
+        m.approval_required,
+        m.approvals_required as u8,
+        &m.base_timezone,
+    )
+    .map_err(|_| corrupt("fixed setting"))?;
+    let settings = MutableSettings {
+        name: m.name.clone(),
+        locale: if m.locale == "de" {
+            Locale::De
+        } else {
+            Locale::En
+        },
+        event_retention_days: m.event_retention_days as u32,
+        request_ttl_hours: m.request_ttl_hours as u32,
+        execution_ttl_hours: m.execution_ttl_hours as u32,
+        status: if m.status == "suspended" {
+            TenantStatus::Suspended
+        } else {
+            TenantStatus::Active
+        },
+    };
+    Tenant::new(
+        TenantId(m.id),
+        m.slug.clone(),
+        fixed,
+        settings,
+        m.created_at,
+    )
+    .map_err(|_| corrupt("setting"))
+}
+
+fn status_str(status: TenantStatus) -> &'static str {
+    match status {
+        TenantStatus::Active => "active",
+        TenantStatus::Suspended => "suspended",
+    }
+}
+
+#[async_trait::async_trait]
+impl Tenants for Store {
+    async fn provision(&self, new: NewTenant) -> Result<ProvisionedTenant> {
+        let now = self.clock.now();
+        let id = TenantId(Uuid::now_v7());
+        let tenant = Tenant::new(id, new.slug, new.fixed, new.settings, now)?;
+        let initial_pin = secrets::new_pin();
+        let pin_hash = secrets::hash_pin(&initial_pin).await?;
+        let s = &tenant.settings;
+        let txn = self.db.begin().await.db()?;
+        tenants::ActiveModel {
+            id: Set(id.0),
+            slug: Set(tenant.slug.clone()),
+            name: Set(s.name.clone()),
+            base_timezone: Set(tenant.fixed().base_timezone().name().to_owned()),
+            locale: Set(locale_str(s.locale).to_owned()),
+            approval_required: Set(tenant.fixed().approval_required()),
+            approvals_required: Set(i16::from(tenant.fixed().approvals_required())),
+            event_retention_days: Set(s.event_retention_days as i32),
+            request_ttl_hours: Set(s.request_ttl_hours as i32),
+            execution_ttl_hours: Set(s.execution_ttl_hours as i32),
+            status: Set(status_str(s.status).to_owned()),
+            token_generation: Set(0),
+            created_at: Set(now),
+            updated_at: Set(now),
+        }
+        .insert(&txn)
+        .await
+        .db()?;
+        let employee_id = Uuid::now_v7();
+        employees::ActiveModel {
+            id: Set(employee_id),
+            tenant_id: Set(id.0),
+            name: Set(new.admin_name),
+            email: Set(Some(new.admin_email)),
+            created_at: Set(now),
+            updated_at: Set(now),
+        }
+        .insert(&txn)
+        .await
+        .db()?;
+        let roles = RoleSet::from_iter([Role::SuperAdministrator]);
+        programming_keys::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            tenant_id: Set(id.0),
+            marking: Set(new.admin_marking),
+            name: Set("Initial super administrator".to_owned()),
+            status: Set("issued".to_owned()),
+            blocked: Set(false),
+            valid_from: Set(None),
+            valid_until: Set(None),
+            roles: Set(serde_json::to_value(&roles).map_err(anyhow::Error::from)?),
+            employee_id: Set(Some(employee_id)),
+            pin_hash: Set(Some(pin_hash)),
+            pin_one_time: Set(true),
+            token_generation: Set(0),
+            created_at: Set(now),
+            updated_at: Set(now),
+        }
+        .insert(&txn)
+        .await
+        .db()?;
+        txn.commit().await.db()?;
+        Ok(ProvisionedTenant {
+            tenant,
+            initial_pin,
+        })
+    }
+
+    async fn list_tenants(&self, page: PageRequest) -> Result<Page<Tenant>> {
+        let mut query = tenants::Entity::find();
+        if let Some(after) = page.after {
+            query = query.filter(tenants::Column::Id.gt(after));
+        }
+        let rows = query
+            .order_by_asc(tenants::Column::Id)
+            .limit(page.fetch())
+            .all(&self.db)
+            .await
+            .db()?;
+        let page = Page::from_rows(rows, &page, |m| m.id);
+        let items = page
+            .items
+            .into_iter()
+            .map(to_domain)
+            .collect::<Result<_>>()?;
+        Ok(Page {
+            items,
+            next_cursor: page.next_cursor,
+        })
+    }
+
+    async fn get_tenant(&self, id: TenantId) -> Result<Tenant> {
+        let row = tenants::Entity::find_by_id(id.0).one(&self.db).await.db()?;
+        to_domain(row.ok_or_else(|| Error::not_found("tenant"))?)
+    }
+
+    async fn update_tenant(&self, id: TenantId, change: TenantChange) -> Result<Tenant> {
+        let now = self.clock.now();
+        let txn = self.db.begin().await.db()?;
+        let row = tenants::Entity::find_by_id(id.0)
+            .lock_exclusive()
+            .one(&txn)
+            .await
+            .db()?
+            .ok_or_else(|| Error::not_found("tenant"))?;
+        let generation = row.token_generation;
+        let mut tenant = to_domain(row.clone())?;
+        let was_active = tenant.is_active();
+        tenant.apply(change)?;
+        let suspended = was_active && !tenant.is_active();
+        let s = &tenant.settings;
+        let mut active: tenants::ActiveModel = row.into();
+        active.name = Set(s.name.clone());
+        active.locale = Set(locale_str(s.locale).to_owned());
+        active.event_retention_days = Set(s.event_retention_days as i32);
+        active.request_ttl_hours = Set(s.request_ttl_hours as i32);
+        active.execution_ttl_hours = Set(s.execution_ttl_hours as i32);
+        active.status = Set(status_str(s.status).to_owned());
+        active.updated_at = Set(now);
+        let mut revocations = Vec::new();
+        if suspended {
+            active.token_generation = Set(generation + 1);
+            revocations.push(Revocation::tenant(id.0, generation + 1, now));
+        }
+        active.update(&txn).await.db()?;
+        self.commit_revoking(txn, &revocations).await?;
+        Ok(tenant)
+    }
+}
+
+/// Looks a tenant up by slug, for logins.
+pub(crate) async fn by_slug(
+    conn: &impl sea_orm::ConnectionTrait,
+    slug: &str,
+) -> Result<Option<tenants::Model>> {
+    tenants::Entity::find()
+        .filter(tenants::Column::Slug.eq(slug))
+        .one(conn)
+        .await
+        .db()
+}

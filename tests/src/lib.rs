@@ -1,0 +1,302 @@
+//! The test harness: a real server over HTTP, on a database of its own.
+//!
+//! Each test gets a fresh SQLite file or a fresh PostgreSQL database named by a
+//! UUID (at `TEST_DATABASE_URL`, default the local server), Redis at
+//! `TEST_REDIS_URL` for PostgreSQL runs, and a server on a free port.
+
+#![allow(clippy::unwrap_used)]
+
+use std::net::TcpListener;
+
+use countersign_api::config::Config;
+use countersign_api::server;
+use reqwest::{Method, StatusCode};
+use sea_orm::{ConnectionTrait, DatabaseConnection};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+pub const JWT_SECRET: &str = "test-secret-test-secret-test-secret-0123";
+pub const OPERATOR_KEY: &str = "test-operator-key";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub struct TestApp {
+    pub base: String,
+    pub backend: Backend,
+    pub db: DatabaseConnection,
+    client: reqwest::Client,
+    _dir: Option<tempfile::TempDir>,
+}
+
+/// An HTTP answer: status and JSON body (`Value::Null` when empty).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
+
+impl Reply {
+    /// The problem's `code`.
+    pub fn code(&self) -> &str {
+        self.body["code"].as_str().unwrap_or_default()
+    }
+
+    pub fn assert(self, status: u16) -> Value {
+        assert_eq!(
+            self.status.as_u16(),
+            status,
+            "unexpected answer: {:#}",
+            self.body
+        );
+        self.body
+    }
+}
+
+async fn postgres_database() -> String {
+    let admin = std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let name = format!("cs_test_{}", Uuid::new_v4().simple());
+    let conn = countersign_infra::db::connect(&admin, 1)
+        .await
+        .expect("PostgreSQL for tests (TEST_DATABASE_URL)");
+    conn.execute_unprepared(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
+    conn.close().await.unwrap();
+    let (base, _) = admin.rsplit_once('/').unwrap();
+    format!("{base}/{name}")
+}
+
+impl TestApp {
+    pub async fn spawn(backend: Backend) -> TestApp {
+        let (database_url, redis_url, dir) = match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().unwrap();
+                (
+                    format!("sqlite://{}", dir.path().join("test.db").display()),
+                    None,
+                    Some(dir),
+                )
+            }
+            Backend::Postgres => {
+                let redis = std::env::var("TEST_REDIS_URL")
+                    .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+                (postgres_database().await, Some(redis), None)
+            }
+        };
+        let config = Config {
+            listen: "127.0.0.1:0".into(),
+            database_url: database_url.clone(),
+            redis_url,
+            operator_key: Some(OPERATOR_KEY.into()),
+            jwt_secret: Some(JWT_SECRET.into()),
+            demo: false,
+            ..Config::default()
+        };
+        let db = countersign_infra::db::connect(&database_url, 2)
+            .await
+            .unwrap();
+        countersign_infra::db::migrate(&db).await.unwrap();
+        let wiring = server::wire(&config).await.unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let running = server::run(wiring.state, listener).unwrap();
+        tokio::spawn(running);
+        TestApp {
+            base,
+            backend,
+            db,
+            client: reqwest::Client::new(),
+            _dir: dir,
+        }
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Reply {
+            status,
+            headers,
+            body,
+        }
+    }
+
+    pub async fn get(&self, path: &str, token: &str) -> Reply {
+        self.call(Method::GET, path, Some(token), None).await
+    }
+
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.call(Method::POST, path, Some(token), Some(body)).await
+    }
+
+    pub async fn patch(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.call(Method::PATCH, path, Some(token), Some(body))
+            .await
+    }
+
+    pub async fn token(&self, grant: Value) -> Reply {
+        self.call(Method::POST, "/v1/auth/token", None, Some(grant))
+            .await
+    }
+
+    pub async fn login(&self, tenant: &str, marking: &str, pin: &str) -> Reply {
+        self.token(json!({"grant_type": "programming_key", "tenant": tenant, "programming_key": marking, "pin": pin})).await
+    }
+
+    pub async fn operator(&self) -> String {
+        let body = self
+            .token(json!({"grant_type": "operator", "operator_key": OPERATOR_KEY}))
+            .await
+            .assert(200);
+        body["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// Provisions a tenant and returns it with a ready super administrator.
+    /// The slug gets a random suffix: Redis (login throttling) is shared by all tests.
+    pub async fn tenant(&self, slug: &str, approval_required: bool) -> Tenant {
+        let slug = &unique_slug(slug);
+        let operator = self.operator().await;
+        let created = self
+            .post(
+                "/v1/tenants",
+                &operator,
+                json!({
+                    "slug": slug, "name": format!("Tenant {slug}"), "base_timezone": "Europe/Berlin", "locale": "de",
+                    "approval_required": approval_required,
+                    "initial_admin": {"employee_name": "Ada Admin", "email": format!("ada@{slug}.example"), "programming_key_marking": "ADMIN-1"}
+                }),
+            )
+            .await
+            .assert(201);
+        let one_time = created["initial_pin"].as_str().unwrap().to_owned();
+        let first = self.login(slug, "ADMIN-1", &one_time).await.assert(200);
+        assert_eq!(first["pin_change_required"], true);
+        let first = first["access_token"].as_str().unwrap();
+        self.post(
+            "/v1/me/pin",
+            first,
+            json!({"current_pin": one_time, "new_pin": "246810"}),
+        )
+        .await
+        .assert(204);
+        let admin = self.login(slug, "ADMIN-1", "246810").await.assert(200);
+        Tenant {
+            id: created["tenant"]["id"].as_str().unwrap().parse().unwrap(),
+            slug: slug.to_owned(),
+            admin: admin["access_token"].as_str().unwrap().to_owned(),
+        }
+    }
+
+    /// Creates an employee and a programming key with `roles` issued to them,
+    /// with a PIN set by the holder; returns the key's id and a token.
+    pub async fn person(
+        &self,
+        tenant: &Tenant,
+        marking: &str,
+        roles: &[&str],
+        email: Option<&str>,
+    ) -> (Uuid, String) {
+        let employee = self
+            .post(
+                "/v1/employees",
+                &tenant.admin,
+                json!({"name": format!("Holder of {marking}"), "email": email}),
+            )
+            .await
+            .assert(201);
+        let key = self
+            .post(
+                "/v1/programming-keys",
+                &tenant.admin,
+                json!({"marking": marking, "name": marking, "roles": roles}),
+            )
+            .await
+            .assert(201);
+        let id = key["id"].as_str().unwrap();
+        self.post(
+            &format!("/v1/programming-keys/{id}/issue"),
+            &tenant.admin,
+            json!({"employee_id": employee["id"]}),
+        )
+        .await
+        .assert(200);
+        self.post(
+            &format!("/v1/programming-keys/{id}/pin"),
+            &tenant.admin,
+            json!({"pin": "1357"}),
+        )
+        .await
+        .assert(204);
+        let first = self.login(&tenant.slug, marking, "1357").await.assert(200);
+        let first = first["access_token"].as_str().unwrap();
+        self.post(
+            "/v1/me/pin",
+            first,
+            json!({"current_pin": "1357", "new_pin": "97531"}),
+        )
+        .await
+        .assert(204);
+        let token = self.login(&tenant.slug, marking, "97531").await.assert(200);
+        (
+            id.parse().unwrap(),
+            token["access_token"].as_str().unwrap().to_owned(),
+        )
+    }
+}
+
+/// A slug no other test uses.
+pub fn unique_slug(prefix: &str) -> String {
+    format!("{prefix}-{}", &Uuid::new_v4().simple().to_string()[..8])
+}
+
+pub struct Tenant {
+    pub id: Uuid,
+    pub slug: String,
+    /// A super administrator's access token.
+    pub admin: String,
+}
+
+/// Runs an `async fn(TestApp)` scenario once on SQLite and once on PostgreSQL.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($($scenario:ident),* $(,)?) => {
+        $(
+            mod $scenario {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    super::$scenario($crate::TestApp::spawn($crate::Backend::Sqlite).await).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    super::$scenario($crate::TestApp::spawn($crate::Backend::Postgres).await).await;
+                }
+            }
+        )*
+    };
+}

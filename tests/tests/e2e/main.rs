@@ -1,0 +1,8 @@
+//! End-to-end tests: a real server over HTTP, each scenario on SQLite and on PostgreSQL.
+
+#![allow(clippy::unwrap_used)]
+
+mod auth;
+mod directory;
+mod openapi;
+mod tenants;
