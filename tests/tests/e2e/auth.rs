@@ -404,3 +404,114 @@ on_both_databases!(
     blocking_returning_and_role_changes_end_tokens_at_once,
     validity_windows_bound_logins_and_tokens,
 );
+
+async fn api_keys_and_agents_get_tokens_of_their_own_kind(app: TestApp) {
+    let tenant = app.tenant("creds", true).await;
+    let created = app
+        .post(
+            "/v1/api-keys",
+            &tenant.admin,
+            json!({"name": "ERP", "roles": ["system_administrator"]}),
+        )
+        .await
+        .assert(201);
+    let key = created["key"].as_str().unwrap();
+    let login = app
+        .token(json!({"grant_type": "api_key", "tenant": tenant.slug, "api_key": key}))
+        .await
+        .assert(200);
+    assert!(
+        login["refresh_token"].is_null(),
+        "integrations get no refresh token"
+    );
+    let roles = login["roles"].as_array().unwrap();
+    assert!(roles.contains(&json!("webservice")) && roles.contains(&json!("system_administrator")));
+    let token = login["access_token"].as_str().unwrap().to_owned();
+    let me = app.get("/v1/me", &token).await.assert(200);
+    assert_eq!(
+        (me["kind"].as_str(), me["name"].as_str()),
+        (Some("webservice"), Some("ERP"))
+    );
+    app.get("/v1/keys", &token).await.assert(200);
+    assert_eq!(
+        app.get("/v1/api-keys", &token).await.status,
+        403,
+        "no super administrator rights"
+    );
+    let approver = app
+        .post(
+            "/v1/api-keys",
+            &tenant.admin,
+            json!({"name": "Bad", "roles": ["approver"]}),
+        )
+        .await;
+    assert_eq!(
+        (approver.status.as_u16(), approver.code()),
+        (422, "invalid_role")
+    );
+    app.call(
+        reqwest::Method::DELETE,
+        &format!(
+            "/v1/api-keys/{}",
+            created["api_key"]["id"].as_str().unwrap()
+        ),
+        Some(&tenant.admin),
+        None,
+    )
+    .await
+    .assert(204);
+    assert_eq!(
+        app.get("/v1/keys", &token).await.status,
+        401,
+        "a deleted API key's tokens end"
+    );
+    assert_eq!(
+        app.token(json!({"grant_type": "api_key", "tenant": tenant.slug, "api_key": key}))
+            .await
+            .status,
+        401
+    );
+
+    let agent = app
+        .post("/v1/agents", &tenant.admin, json!({"name": "Site PC"}))
+        .await
+        .assert(201);
+    let agent_id = agent["agent"]["id"].as_str().unwrap();
+    let secret = agent["secret"].as_str().unwrap();
+    let grant =
+        |secret: &str| json!({"grant_type": "agent", "agent_id": agent_id, "secret": secret});
+    let login = app.token(grant(secret)).await.assert(200);
+    let agent_token = login["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(
+        app.get("/v1/me", &agent_token).await.assert(200)["kind"],
+        "agent"
+    );
+    assert_eq!(
+        app.get("/v1/employees", &agent_token).await.status,
+        403,
+        "agents see no master data"
+    );
+    let rotated = app
+        .post(
+            &format!("/v1/agents/{agent_id}/rotate-secret"),
+            &tenant.admin,
+            json!({}),
+        )
+        .await
+        .assert(200);
+    assert_eq!(
+        app.get("/v1/me", &agent_token).await.status,
+        401,
+        "rotation ends the agent's tokens"
+    );
+    assert_eq!(
+        app.token(grant(secret)).await.status,
+        401,
+        "the old secret is spent"
+    );
+    app.token(grant(rotated["secret"].as_str().unwrap()))
+        .await
+        .assert(200);
+}
+
+on_both_databases!(api_keys_and_agents_get_tokens_of_their_own_kind);

@@ -36,3 +36,18 @@ fn every_operation_documents_security_and_errors() {
         }
     }
 }
+
+#[tokio::test]
+async fn swagger_ui_is_served_offline() {
+    let app = countersign_tests::TestApp::spawn(countersign_tests::Backend::Sqlite).await;
+    let page = reqwest::get(format!("{}/docs/", app.base)).await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("swagger-ui"));
+    let doc: serde_json::Value = reqwest::get(format!("{}/openapi.json", app.base))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(doc["info"]["title"], "Countersign API");
+}
