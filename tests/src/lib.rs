@@ -46,6 +46,16 @@ impl Reply {
         self.body["code"].as_str().unwrap_or_default()
     }
 
+    /// Asserts the status only.
+    pub fn assert_status(&self, status: u16) {
+        self.assert_status_because(status, "unexpected status");
+    }
+
+    /// Asserts the status; `why` says what the test expects.
+    pub fn assert_status_because(&self, status: u16, why: &str) {
+        assert_eq!(self.status.as_u16(), status, "{why}: {:#}", self.body);
+    }
+
     pub fn assert(self, status: u16) -> Value {
         assert_eq!(
             self.status.as_u16(),

@@ -40,7 +40,7 @@ async fn one_time_pins_permit_only_setting_a_pin(app: TestApp) {
             json!({"current_pin": "0000", "new_pin": "8642"}),
         )
         .await;
-    assert_eq!(wrong.status, 401);
+    wrong.assert_status(401);
     let weak = app
         .post(
             "/v1/me/pin",
@@ -48,7 +48,7 @@ async fn one_time_pins_permit_only_setting_a_pin(app: TestApp) {
             json!({"current_pin": pin, "new_pin": "12"}),
         )
         .await;
-    assert_eq!(weak.status, 422);
+    weak.assert_status(422);
     app.post(
         "/v1/me/pin",
         token,
@@ -56,16 +56,12 @@ async fn one_time_pins_permit_only_setting_a_pin(app: TestApp) {
     )
     .await
     .assert(204);
-    assert_eq!(
-        app.get("/v1/me", token).await.status,
-        401,
-        "setting the PIN ends the old tokens"
-    );
-    assert_eq!(
-        app.login(slug, "A-1", pin).await.status,
-        401,
-        "the one-time PIN is spent"
-    );
+    app.get("/v1/me", token)
+        .await
+        .assert_status_because(401, "setting the PIN ends the old tokens");
+    app.login(slug, "A-1", pin)
+        .await
+        .assert_status_because(401, "the one-time PIN is spent");
     let real = app.login(slug, "A-1", "8642").await.assert(200);
     assert_eq!(real["pin_change_required"], false);
     app.get("/v1/employees", real["access_token"].as_str().unwrap())
@@ -93,13 +89,13 @@ async fn refresh_tokens_rotate_and_reuse_revokes_the_family(app: TestApp) {
     let reuse = app
         .token(json!({"grant_type": "refresh_token", "refresh_token": first_refresh}))
         .await;
-    assert_eq!(reuse.status, 401, "a spent refresh token is refused");
+    reuse.assert_status_because(401, "a spent refresh token is refused");
     let after = app
         .token(json!({"grant_type": "refresh_token", "refresh_token": second_refresh}))
         .await;
-    assert_eq!(after.status, 401, "its reuse revoked the whole family");
-    assert_eq!(app.get("/v1/me", &second_access).await.status, 401);
-    assert_eq!(app.get("/v1/me", &first_access).await.status, 401);
+    after.assert_status_because(401, "its reuse revoked the whole family");
+    app.get("/v1/me", &second_access).await.assert_status(401);
+    app.get("/v1/me", &first_access).await.assert_status(401);
     // Other sessions of the same key live on.
     app.get("/v1/me", &tenant.admin).await.assert(200);
 }
@@ -115,19 +111,18 @@ async fn revoke_ends_the_token_and_its_family(app: TestApp) {
     app.post("/v1/auth/revoke", access, json!({}))
         .await
         .assert(204);
-    assert_eq!(app.get("/v1/me", access).await.status, 401);
-    assert_eq!(
-        app.token(json!({"grant_type": "refresh_token", "refresh_token": refresh}))
-            .await
-            .status,
-        401
-    );
+    app.get("/v1/me", access).await.assert_status(401);
+    app.token(json!({"grant_type": "refresh_token", "refresh_token": refresh}))
+        .await
+        .assert_status(401);
     app.get("/v1/me", &tenant.admin).await.assert(200);
 }
 
 async fn failed_logins_look_alike_and_are_throttled(app: TestApp) {
     let tenant = app.tenant("thr", true).await;
-    let unknown_tenant = app.login("nowhere", "ADMIN-1", "246810").await;
+    let unknown_tenant = app
+        .login(&unique_slug("nowhere"), "ADMIN-1", "246810")
+        .await;
     let unknown_key = app.login(&tenant.slug, "NOPE", "246810").await;
     let wrong_pin = app.login(&tenant.slug, "ADMIN-1", "999999").await;
     for reply in [&unknown_tenant, &unknown_key, &wrong_pin] {
@@ -138,10 +133,9 @@ async fn failed_logins_look_alike_and_are_throttled(app: TestApp) {
         assert_eq!(reply.body["detail"], unknown_tenant.body["detail"]);
     }
     for _ in 0..4 {
-        assert_eq!(
-            app.login(&tenant.slug, "ADMIN-1", "999999").await.status,
-            401
-        );
+        app.login(&tenant.slug, "ADMIN-1", "999999")
+            .await
+            .assert_status(401);
     }
     let throttled = app.login(&tenant.slug, "ADMIN-1", "246810").await;
     assert_eq!(
@@ -307,11 +301,9 @@ async fn blocking_returning_and_role_changes_end_tokens_at_once(app: TestApp) {
                 .await
                 .assert(200),
         };
-        assert_eq!(
-            app.get("/v1/employees", &token).await.status,
-            401,
-            "{action} ends the key's tokens"
-        );
+        app.get("/v1/employees", &token)
+            .await
+            .assert_status_because(401, "{action} ends the key's tokens");
         let again = app.login(&tenant.slug, marking, "97531").await;
         match action {
             "roles" => {
@@ -371,7 +363,9 @@ async fn validity_windows_bound_logins_and_tokens(app: TestApp) {
     )
     .await
     .assert(200);
-    assert_eq!(app.login(&tenant.slug, "TMP-1", "97531").await.status, 401);
+    app.login(&tenant.slug, "TMP-1", "97531")
+        .await
+        .assert_status(401);
     let future = (Utc::now() + chrono::Duration::hours(1)).to_rfc3339();
     app.patch(
         &format!("/v1/programming-keys/{id}"),
@@ -380,11 +374,9 @@ async fn validity_windows_bound_logins_and_tokens(app: TestApp) {
     )
     .await
     .assert(200);
-    assert_eq!(
-        app.login(&tenant.slug, "TMP-1", "97531").await.status,
-        401,
-        "not yet valid"
-    );
+    app.login(&tenant.slug, "TMP-1", "97531")
+        .await
+        .assert_status_because(401, "not yet valid");
     let inverted = app
         .patch(
             &format!("/v1/programming-keys/{id}"),
@@ -392,7 +384,7 @@ async fn validity_windows_bound_logins_and_tokens(app: TestApp) {
             json!({"valid_until": Utc::now().to_rfc3339()}),
         )
         .await;
-    assert_eq!(inverted.status, 422);
+    inverted.assert_status(422);
 }
 
 on_both_databases!(
@@ -433,11 +425,9 @@ async fn api_keys_and_agents_get_tokens_of_their_own_kind(app: TestApp) {
         (Some("webservice"), Some("ERP"))
     );
     app.get("/v1/keys", &token).await.assert(200);
-    assert_eq!(
-        app.get("/v1/api-keys", &token).await.status,
-        403,
-        "no super administrator rights"
-    );
+    app.get("/v1/api-keys", &token)
+        .await
+        .assert_status_because(403, "no super administrator rights");
     let approver = app
         .post(
             "/v1/api-keys",
@@ -460,17 +450,12 @@ async fn api_keys_and_agents_get_tokens_of_their_own_kind(app: TestApp) {
     )
     .await
     .assert(204);
-    assert_eq!(
-        app.get("/v1/keys", &token).await.status,
-        401,
-        "a deleted API key's tokens end"
-    );
-    assert_eq!(
-        app.token(json!({"grant_type": "api_key", "tenant": tenant.slug, "api_key": key}))
-            .await
-            .status,
-        401
-    );
+    app.get("/v1/keys", &token)
+        .await
+        .assert_status_because(401, "a deleted API key's tokens end");
+    app.token(json!({"grant_type": "api_key", "tenant": tenant.slug, "api_key": key}))
+        .await
+        .assert_status(401);
 
     let agent = app
         .post("/v1/agents", &tenant.admin, json!({"name": "Site PC"}))
@@ -486,11 +471,9 @@ async fn api_keys_and_agents_get_tokens_of_their_own_kind(app: TestApp) {
         app.get("/v1/me", &agent_token).await.assert(200)["kind"],
         "agent"
     );
-    assert_eq!(
-        app.get("/v1/employees", &agent_token).await.status,
-        403,
-        "agents see no master data"
-    );
+    app.get("/v1/employees", &agent_token)
+        .await
+        .assert_status_because(403, "agents see no master data");
     let rotated = app
         .post(
             &format!("/v1/agents/{agent_id}/rotate-secret"),
@@ -499,16 +482,12 @@ async fn api_keys_and_agents_get_tokens_of_their_own_kind(app: TestApp) {
         )
         .await
         .assert(200);
-    assert_eq!(
-        app.get("/v1/me", &agent_token).await.status,
-        401,
-        "rotation ends the agent's tokens"
-    );
-    assert_eq!(
-        app.token(grant(secret)).await.status,
-        401,
-        "the old secret is spent"
-    );
+    app.get("/v1/me", &agent_token)
+        .await
+        .assert_status_because(401, "rotation ends the agent's tokens");
+    app.token(grant(secret))
+        .await
+        .assert_status_because(401, "the old secret is spent");
     app.token(grant(rotated["secret"].as_str().unwrap()))
         .await
         .assert(200);

@@ -228,7 +228,7 @@ async fn another_tenants_objects_are_missing(app: TestApp) {
             json!({"employee_id": employee["id"]}),
         )
         .await;
-    assert_eq!(issue.status, 404);
+    issue.assert_status(404);
     let (_, their_employee) = &objects[0];
     let own_key = app
         .post(
@@ -284,10 +284,9 @@ async fn the_extension_import_is_idempotent(app: TestApp) {
     assert_eq!(keys["items"].as_array().map(Vec::len), Some(2));
 
     let bad = json!({"keys": [{"marking": "K-3", "name": "ok", "model": "e2"}, {"marking": "", "name": "bad", "model": "e2"}]});
-    assert_eq!(
-        app.post("/v1/imports", &tenant.admin, bad).await.status,
-        422
-    );
+    app.post("/v1/imports", &tenant.admin, bad)
+        .await
+        .assert_status(422);
     let keys = app.get("/v1/keys", &tenant.admin).await.assert(200);
     assert_eq!(
         keys["items"].as_array().map(Vec::len),
@@ -323,7 +322,7 @@ async fn duplicates_and_bad_input_are_4xx(app: TestApp) {
             json!({"marking": "K", "name": "K", "model": "e9"}),
         )
         .await;
-    assert_eq!(unknown_enum.status, 400);
+    unknown_enum.assert_status(400);
     let bad_id = app.get("/v1/keys/not-a-uuid", &tenant.admin).await;
     assert_eq!(
         (bad_id.status.as_u16(), bad_id.code()),
@@ -338,7 +337,7 @@ async fn duplicates_and_bad_input_are_4xx(app: TestApp) {
         (413, "payload_too_large")
     );
     let bad_limit = app.get("/v1/employees?limit=501", &tenant.admin).await;
-    assert_eq!(bad_limit.status, 400);
+    bad_limit.assert_status(400);
     let raw = reqwest::Client::new()
         .post(format!("{}/v1/employees", app.base))
         .bearer_auth(&tenant.admin)

@@ -54,7 +54,7 @@ async fn provisioning_fixes_the_approval_setting_at_every_layer(app: TestApp) {
         assert_eq!((reply.status.as_u16(), reply.code()), (409, code));
     }
     let unknown = app.patch(&path, &operator, json!({"owner": "me"})).await;
-    assert_eq!(unknown.status, 400);
+    unknown.assert_status(400);
     let current = app.get(&path, &operator).await.assert(200);
     assert_eq!(
         current["name"],
@@ -132,15 +132,12 @@ async fn only_the_operator_manages_tenants_and_suspension_ends_tokens(app: TestA
     )
     .await
     .assert(200);
-    assert_eq!(
-        app.get("/v1/employees", &tenant.admin).await.status,
-        401,
-        "a suspended tenant's tokens stop working"
-    );
-    assert_eq!(
-        app.login(&tenant.slug, "ADMIN-1", "246810").await.status,
-        401
-    );
+    app.get("/v1/employees", &tenant.admin)
+        .await
+        .assert_status_because(401, "a suspended tenant's tokens stop working");
+    app.login(&tenant.slug, "ADMIN-1", "246810")
+        .await
+        .assert_status(401);
     app.patch(
         &format!("/v1/tenants/{}", tenant.id),
         &operator,
