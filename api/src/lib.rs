@@ -10,3 +10,4 @@ pub mod routes;
 mod schema;
 pub mod server;
 pub mod state;
+pub mod workers;

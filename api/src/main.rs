@@ -62,6 +62,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     for note in &wiring.announcements {
         println!("{note}");
     }
+    countersign_api::workers::spawn(wiring.store.clone());
     server::run(wiring.state, listener)?.await?;
     Ok(())
 }

@@ -61,7 +61,8 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wiring> {
         }
         None => anyhow::bail!("COUNTERSIGN_OPERATOR_KEY must be set outside embedded mode"),
     };
-    let store = Arc::new(Store::new(conn.clone(), clock.clone(), revocations.clone()));
+    let public_url = config.public_url.clone().unwrap_or_else(|| format!("http://{}", config.listen));
+    let store = Arc::new(Store::new(conn.clone(), clock.clone(), revocations.clone(), public_url));
     let auth = AuthService::new(
         conn,
         clock,

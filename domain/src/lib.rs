@@ -4,10 +4,13 @@
 pub mod auth;
 pub mod directory;
 pub mod error;
+pub mod history;
+pub mod notification;
 pub mod page;
 pub mod permission;
 pub mod ports;
 pub mod role;
 pub mod tenant;
+pub mod workflow;
 
 pub use error::{Error, ErrorCode, Result};

@@ -315,7 +315,20 @@ pub trait Health: Send + Sync {
 
 /// Everything the HTTP layer needs from persistence, as one object.
 pub trait Store:
-    Tenants + Employees + ProgrammingKeys + Keys + Inventory + Agents + ApiKeys + Imports + Health
+    Tenants
+    + Employees
+    + ProgrammingKeys
+    + Keys
+    + Inventory
+    + Agents
+    + ApiKeys
+    + Imports
+    + Health
+    + History
+    + Requests
+    + Jobs
+    + EventData
+    + Sweeper
 {
 }
 
@@ -329,5 +342,167 @@ impl<T> Store for T where
         + ApiKeys
         + Imports
         + Health
+        + History
+        + Requests
+        + Jobs
+        + EventData
+        + Sweeper
 {
+}
+
+// ---- the approval workflow -------------------------------------------------
+
+use crate::history::{HistoryEntry, HistoryFilter, Verification};
+use crate::permission::Principal;
+use crate::workflow::{JobKind, JobStatus, RequestStatus, TargetType, Verdict};
+
+#[async_trait]
+pub trait History: Send + Sync {
+    async fn list_history(&self, t: TenantId, filter: HistoryFilter) -> Result<(Vec<HistoryEntry>, Option<i64>)>;
+    /// Recomputes the chain and checks the signed heads.
+    async fn verify_history(&self, t: TenantId) -> Result<Verification>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetRef {
+    pub target_type: TargetType,
+    pub id: Uuid,
+    pub marking: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequesterView {
+    pub kind: PrincipalKind,
+    pub employee_id: Option<Uuid>,
+    pub programming_key_id: Option<Uuid>,
+    pub api_key_id: Option<Uuid>,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecisionView {
+    pub verdict: Verdict,
+    pub comment: Option<String>,
+    pub employee_id: Uuid,
+    pub programming_key_id: Uuid,
+    pub name: String,
+    pub decided_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobView {
+    pub id: Uuid,
+    pub kind: JobKind,
+    pub request_id: Option<Uuid>,
+    pub target_type: TargetType,
+    pub target_id: Uuid,
+    pub target_marking: String,
+    pub status: JobStatus,
+    pub device_id: Option<Uuid>,
+    pub programming_key_id: Option<Uuid>,
+    pub attempts: i32,
+    pub lease_expires_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestView {
+    pub id: Uuid,
+    pub target: TargetRef,
+    pub status: RequestStatus,
+    pub comment: Option<String>,
+    pub requested_by: RequesterView,
+    pub requested_at: DateTime<Utc>,
+    pub approvals_required: u8,
+    pub decisions: Vec<DecisionView>,
+    pub job: Option<JobView>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestFilter {
+    pub status: Option<RequestStatus>,
+    pub target_type: Option<TargetType>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobFilter {
+    pub status: Option<JobStatus>,
+    pub kind: Option<JobKind>,
+    /// Only the jobs transferred to this programming key (a cylinder programmer's view).
+    pub programming_key_id: Option<Uuid>,
+}
+
+#[async_trait]
+pub trait Requests: Send + Sync {
+    async fn create_request(&self, t: TenantId, by: &Principal, target_type: TargetType, target_id: Uuid, comment: Option<String>) -> Result<RequestView>;
+    async fn list_requests(&self, t: TenantId, filter: RequestFilter, page: PageRequest) -> Result<Page<RequestView>>;
+    async fn get_request(&self, t: TenantId, id: Uuid) -> Result<RequestView>;
+    async fn decide(&self, t: TenantId, by: &Principal, id: Uuid, verdict: Verdict, comment: Option<String>) -> Result<RequestView>;
+    async fn cancel_request(&self, t: TenantId, by: &Principal, id: Uuid, reason: Option<String>) -> Result<RequestView>;
+    async fn transfer_request(&self, t: TenantId, by: &Principal, id: Uuid, programming_key_id: Uuid) -> Result<RequestView>;
+}
+
+#[async_trait]
+pub trait Jobs: Send + Sync {
+    async fn list_jobs(&self, t: TenantId, filter: JobFilter, page: PageRequest) -> Result<Page<JobView>>;
+    async fn get_job(&self, t: TenantId, id: Uuid, programming_key_id: Option<Uuid>) -> Result<JobView>;
+    async fn desk_readout(&self, t: TenantId, by: &Principal, key_id: Uuid, device_id: Uuid) -> Result<JobView>;
+}
+
+/// One event of a key's or a cylinder's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventRecord {
+    /// The device's sequence number: unique per source.
+    pub seq: i64,
+    pub occurred_at: DateTime<Utc>,
+    pub kind: String,
+    pub key_marking: Option<String>,
+    pub cylinder_marking: Option<String>,
+    pub job_id: Option<Uuid>,
+}
+
+/// Time filters of an event-log read; bounds are inclusive `from`, exclusive `to`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventQuery {
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+    /// Events after this sequence number (pagination).
+    pub after_seq: Option<i64>,
+    pub limit: u32,
+}
+
+/// An event log for export: the header of the document and its rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventExport {
+    pub tenant: Tenant,
+    pub target: TargetRef,
+    pub query: EventQuery,
+    pub events: Vec<EventRecord>,
+}
+
+#[async_trait]
+pub trait EventData: Send + Sync {
+    /// Stores events of a source, idempotent by sequence number; returns how many were new.
+    async fn store_events(&self, t: TenantId, source: TargetType, source_id: Uuid, job_id: Option<Uuid>, events: Vec<EventRecord>) -> Result<u64>;
+    /// One page of a source's events; the read is recorded in the history.
+    async fn read_events(&self, t: TenantId, by: &Principal, source: TargetType, source_id: Uuid, query: EventQuery) -> Result<(Tenant, Vec<EventRecord>, Option<i64>)>;
+    /// All events of a source in the range, for CSV or PDF; the export is recorded in the history.
+    async fn export_events(&self, t: TenantId, by: &Principal, source: TargetType, source_id: Uuid, query: EventQuery, format: &str) -> Result<EventExport>;
+}
+
+/// What one pass of the background sweeper did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SweepReport {
+    pub requests_expired: u64,
+    pub events_deleted: u64,
+}
+
+#[async_trait]
+pub trait Sweeper: Send + Sync {
+    /// Expires requests past their TTL and deletes event data past retention.
+    async fn sweep(&self, now: DateTime<Utc>) -> Result<SweepReport>;
 }

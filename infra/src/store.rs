@@ -21,6 +21,8 @@ pub struct Store {
     pub(crate) db: DatabaseConnection,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) revocations: Arc<RevocationList>,
+    /// Base of links in e-mails.
+    pub(crate) public_url: String,
 }
 
 impl Store {
@@ -28,12 +30,9 @@ impl Store {
         db: DatabaseConnection,
         clock: Arc<dyn Clock>,
         revocations: Arc<RevocationList>,
+        public_url: String,
     ) -> Self {
-        Self {
-            db,
-            clock,
-            revocations,
-        }
+        Self { db, clock, revocations, public_url }
     }
 
     pub fn connection(&self) -> &DatabaseConnection {

@@ -163,7 +163,7 @@ fn tenant_fk<T: IntoIden + Copy + 'static>(table: T, column: T) -> ForeignKeyCre
 }
 
 /// A tenant-owned table: `id`, `tenant_id` and the index that leads with the tenant.
-fn tenant_table<T: IntoIden + Copy + 'static>(
+pub(crate) fn tenant_table<T: IntoIden + Copy + 'static>(
     table: T,
     id: T,
     tenant_id: T,
@@ -191,7 +191,7 @@ fn unique_per_tenant<T: IntoIden + Copy + 'static>(
         .to_owned()
 }
 
-fn by_tenant<T: IntoIden + Copy + 'static>(
+pub(crate) fn by_tenant<T: IntoIden + Copy + 'static>(
     name: &str,
     table: T,
     tenant_id: T,
