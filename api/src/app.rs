@@ -10,7 +10,8 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::problem;
 use crate::routes::{
-    agents, api_keys, auth, employees, health, imports, inventory, keys, programming_keys, tenants,
+    agents, api_keys, auth, employees, event_log, health, imports, inventory, jobs, keys,
+    programming_keys, requests, tenants,
 };
 
 /// Default body limit; routes that need more say so.
@@ -35,6 +36,9 @@ pub const JSON_LIMIT: usize = 64 * 1024;
         (name = "agents", description = "On-premise device agents and their credentials"),
         (name = "api-keys", description = "Webservice credentials for integrations"),
         (name = "imports", description = "Extension import: inventory in bulk"),
+        (name = "event-log-requests", description = "Requests to read an event log, and the approvers' decisions"),
+        (name = "readout-jobs", description = "The work behind approved requests, automatic collection and desk readouts"),
+        (name = "history", description = "The append-only, hash-chained record of everything that happened"),
         (name = "operations", description = "Probes and the error catalogue"),
     )
 )]
@@ -58,6 +62,18 @@ impl Modify for BearerAuth {
 }
 
 fn v1(cfg: &mut ServiceConfig) {
+    cfg.service(crate::routes::history::list_history)
+        .service(crate::routes::history::verify_history);
+    cfg.service(requests::create_request)
+        .service(requests::list_requests)
+        .service(requests::get_request)
+        .service(requests::approve)
+        .service(requests::reject)
+        .service(requests::cancel)
+        .service(requests::transfer)
+        .service(jobs::list_jobs)
+        .service(jobs::get_job)
+        .service(jobs::desk_readout);
     cfg.service(auth::token)
         .service(auth::revoke)
         .service(auth::me)
@@ -107,6 +123,10 @@ fn v1(cfg: &mut ServiceConfig) {
         .service(api_keys::list_api_keys)
         .service(api_keys::get_api_key)
         .service(api_keys::delete_api_key)
+        .service(event_log::key_event_log)
+        .service(event_log::cylinder_event_log)
+        .service(event_log::export_key_event_log)
+        .service(event_log::export_cylinder_event_log)
         // Its own scope for its own, larger body limit.
         .service(
             scope::scope("/imports")

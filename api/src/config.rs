@@ -19,6 +19,10 @@ pub struct Config {
     pub smtp_url: Option<String>,
     /// `COUNTERSIGN_MAIL_DIR`.
     pub mail_dir: PathBuf,
+    /// `COUNTERSIGN_MAIL_FROM`: the sender of every mail.
+    pub mail_from: String,
+    /// `COUNTERSIGN_MAIL_MAX_ATTEMPTS`: failed attempts after which a mail is given up.
+    pub mail_max_attempts: u32,
     /// `COUNTERSIGN_PUBLIC_URL`: base of links in e-mails; default `http://` + listen.
     pub public_url: Option<String>,
     /// `COUNTERSIGN_OPERATOR_KEY`: unset on SQLite means generated at first start and printed once.
@@ -43,6 +47,8 @@ impl Default for Config {
             redis_url: None,
             smtp_url: None,
             mail_dir: "mail".into(),
+            mail_from: "Countersign <noreply@countersign.invalid>".into(),
+            mail_max_attempts: 20,
             public_url: None,
             operator_key: None,
             jwt_secret: None,

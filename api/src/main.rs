@@ -62,7 +62,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     for note in &wiring.announcements {
         println!("{note}");
     }
-    countersign_api::workers::spawn(wiring.store.clone());
+    countersign_api::workers::spawn(wiring.store.clone(), wiring.mailer.clone());
     server::run(wiring.state, listener)?.await?;
     Ok(())
 }

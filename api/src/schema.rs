@@ -87,3 +87,74 @@ pub enum PrincipalKindName {
     #[schema(rename = "operator")]
     Operator,
 }
+
+#[derive(ToSchema)]
+#[schema(as = TargetType)]
+pub enum TargetTypeName {
+    #[schema(rename = "key")]
+    Key,
+    #[schema(rename = "cylinder")]
+    Cylinder,
+}
+
+#[derive(ToSchema)]
+#[schema(as = RequestStatus)]
+pub enum RequestStatusName {
+    #[schema(rename = "pending_approval")]
+    PendingApproval,
+    #[schema(rename = "approved")]
+    Approved,
+    #[schema(rename = "rejected")]
+    Rejected,
+    #[schema(rename = "cancelled")]
+    Cancelled,
+    #[schema(rename = "expired")]
+    Expired,
+    #[schema(rename = "completed")]
+    Completed,
+    #[schema(rename = "failed")]
+    Failed,
+}
+
+#[derive(ToSchema)]
+#[schema(as = JobStatus)]
+pub enum JobStatusName {
+    #[schema(rename = "queued")]
+    Queued,
+    #[schema(rename = "awaiting_transfer")]
+    AwaitingTransfer,
+    #[schema(rename = "transferred")]
+    Transferred,
+    #[schema(rename = "loaded")]
+    Loaded,
+    #[schema(rename = "running")]
+    Running,
+    #[schema(rename = "completed")]
+    Completed,
+    #[schema(rename = "failed")]
+    Failed,
+    #[schema(rename = "cancelled")]
+    Cancelled,
+    #[schema(rename = "expired")]
+    Expired,
+}
+
+#[derive(ToSchema)]
+#[schema(as = JobKind)]
+pub enum JobKindName {
+    #[schema(rename = "request_readout")]
+    RequestReadout,
+    #[schema(rename = "auto_collection")]
+    AutoCollection,
+    #[schema(rename = "desk_readout")]
+    DeskReadout,
+}
+
+#[derive(ToSchema)]
+#[schema(as = Verdict)]
+pub enum VerdictName {
+    #[schema(rename = "approve")]
+    Approve,
+    #[schema(rename = "reject")]
+    Reject,
+}

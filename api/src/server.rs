@@ -8,7 +8,9 @@ use actix_web::{HttpServer, web};
 use anyhow::Context;
 use countersign_infra::auth::AuthService;
 use countersign_infra::clock::SystemClock;
+use countersign_infra::mail::{Mailer, MailerSettings};
 use countersign_infra::revocation::RevocationList;
+use countersign_infra::signing::HistorySigner;
 use countersign_infra::throttle::LoginThrottle;
 use countersign_infra::tokens::TokenKeys;
 use countersign_infra::{Store, db, demo, secrets};
@@ -20,6 +22,8 @@ use crate::state::AppState;
 pub struct Wiring {
     pub state: web::Data<AppState>,
     pub store: Arc<Store>,
+    /// The e-mail outbox worker.
+    pub mailer: Arc<Mailer>,
     pub announcements: Vec<String>,
 }
 
@@ -61,8 +65,24 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wiring> {
         }
         None => anyhow::bail!("COUNTERSIGN_OPERATOR_KEY must be set outside embedded mode"),
     };
-    let public_url = config.public_url.clone().unwrap_or_else(|| format!("http://{}", config.listen));
-    let store = Arc::new(Store::new(conn.clone(), clock.clone(), revocations.clone(), public_url));
+    let public_url = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", config.listen));
+    let signer = Arc::new(history_signer(config)?);
+    let store = Arc::new(
+        Store::new(conn.clone(), clock.clone(), revocations.clone(), public_url)
+            .with_history_signer(signer),
+    );
+    let mailer = Arc::new(Mailer::new(
+        conn.clone(),
+        &MailerSettings {
+            smtp_url: config.smtp_url.clone(),
+            mail_dir: config.mail_dir.clone(),
+            from: config.mail_from.clone(),
+            max_attempts: config.mail_max_attempts,
+        },
+    )?);
     let auth = AuthService::new(
         conn,
         clock,
@@ -84,6 +104,7 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wiring> {
     Ok(Wiring {
         state,
         store,
+        mailer,
         announcements,
     })
 }
@@ -103,6 +124,27 @@ fn token_keys(config: &Config) -> anyhow::Result<TokenKeys> {
         secrets::new_secret("jwt")
     })?;
     TokenKeys::hs256(secret.as_bytes())
+}
+
+/// The key that signs history chain heads: from its file, or in embedded mode
+/// generated once beside the database.
+fn history_signer(config: &Config) -> anyhow::Result<HistorySigner> {
+    if let Some(file) = &config.history_signing_key_file {
+        return HistorySigner::from_file(file);
+    }
+    anyhow::ensure!(
+        config.is_embedded(),
+        "set COUNTERSIGN_HISTORY_SIGNING_KEY_FILE outside embedded mode"
+    );
+    let path = config
+        .data_dir()
+        .join("countersign.history-signing-key.pem");
+    if path.exists() {
+        return HistorySigner::from_file(&path);
+    }
+    let signer = HistorySigner::generate();
+    write_private(&path, &signer.to_pem()?)?;
+    Ok(signer)
 }
 
 /// The operator key's digest, kept beside the database; the key itself only

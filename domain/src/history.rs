@@ -17,7 +17,12 @@ pub struct Actor {
 
 impl Actor {
     pub fn system() -> Self {
-        Actor { kind: "system".into(), id: None, name: "Countersign".into(), programming_key_id: None }
+        Actor {
+            kind: "system".into(),
+            id: None,
+            name: "Countersign".into(),
+            programming_key_id: None,
+        }
     }
 }
 
@@ -31,8 +36,18 @@ pub struct NewEntry {
 }
 
 impl NewEntry {
-    pub fn new(action: &'static str, subject_type: &'static str, subject_id: Uuid, details: serde_json::Value) -> Self {
-        NewEntry { action, subject_type, subject_id: Some(subject_id), details }
+    pub fn new(
+        action: &'static str,
+        subject_type: &'static str,
+        subject_id: Uuid,
+        details: serde_json::Value,
+    ) -> Self {
+        NewEntry {
+            action,
+            subject_type,
+            subject_id: Some(subject_id),
+            details,
+        }
     }
 }
 
@@ -87,4 +102,6 @@ pub mod names {
     pub const PROGRAMMING_KEY: &str = "programming_key";
     pub const TENANT: &str = "tenant";
     pub const EVENT_DATA: &str = "event_data";
+    pub const AGENT: &str = "agent";
+    pub const API_KEY: &str = "api_key";
 }

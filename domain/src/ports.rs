@@ -175,6 +175,7 @@ pub trait ProgrammingKeys: Send + Sync {
     async fn create_programming_key(
         &self,
         t: TenantId,
+        by: &Principal,
         new: NewProgrammingKey,
     ) -> Result<ProgrammingKey>;
     async fn list_programming_keys(
@@ -186,26 +187,46 @@ pub trait ProgrammingKeys: Send + Sync {
     async fn update_programming_key(
         &self,
         t: TenantId,
+        by: &Principal,
         id: Uuid,
         change: ProgrammingKeyChange,
     ) -> Result<ProgrammingKey>;
     async fn command_programming_key(
         &self,
         t: TenantId,
+        by: &Principal,
         id: Uuid,
         command: ProgrammingKeyCommand,
     ) -> Result<ProgrammingKey>;
     /// Sets a one-time PIN and ends the key's tokens.
-    async fn set_programming_key_pin(&self, t: TenantId, id: Uuid, pin: &str) -> Result<()>;
+    async fn set_programming_key_pin(
+        &self,
+        t: TenantId,
+        by: &Principal,
+        id: Uuid,
+        pin: &str,
+    ) -> Result<()>;
 }
 
 #[async_trait]
 pub trait Keys: Send + Sync {
-    async fn create_key(&self, t: TenantId, new: NewKey) -> Result<Key>;
+    async fn create_key(&self, t: TenantId, by: &Principal, new: NewKey) -> Result<Key>;
     async fn list_keys(&self, t: TenantId, page: PageRequest) -> Result<Page<Key>>;
     async fn get_key(&self, t: TenantId, id: Uuid) -> Result<Key>;
-    async fn update_key(&self, t: TenantId, id: Uuid, change: KeyChange) -> Result<Key>;
-    async fn command_key(&self, t: TenantId, id: Uuid, command: KeyCommand) -> Result<Key>;
+    async fn update_key(
+        &self,
+        t: TenantId,
+        by: &Principal,
+        id: Uuid,
+        change: KeyChange,
+    ) -> Result<Key>;
+    async fn command_key(
+        &self,
+        t: TenantId,
+        by: &Principal,
+        id: Uuid,
+        command: KeyCommand,
+    ) -> Result<Key>;
 }
 
 /// Key groups, cylinders and remote devices.
@@ -252,7 +273,12 @@ pub trait Agents: Send + Sync {
     async fn create_agent(&self, t: TenantId, name: String) -> Result<WithSecret<Agent>>;
     async fn list_agents(&self, t: TenantId, page: PageRequest) -> Result<Page<Agent>>;
     async fn get_agent(&self, t: TenantId, id: Uuid) -> Result<Agent>;
-    async fn rotate_agent_secret(&self, t: TenantId, id: Uuid) -> Result<WithSecret<Agent>>;
+    async fn rotate_agent_secret(
+        &self,
+        t: TenantId,
+        by: &Principal,
+        id: Uuid,
+    ) -> Result<WithSecret<Agent>>;
     async fn set_agent_devices(
         &self,
         t: TenantId,
@@ -266,13 +292,14 @@ pub trait ApiKeys: Send + Sync {
     async fn create_api_key(
         &self,
         t: TenantId,
+        by: &Principal,
         name: String,
         roles: RoleSet,
     ) -> Result<WithSecret<ApiKey>>;
     async fn list_api_keys(&self, t: TenantId, page: PageRequest) -> Result<Page<ApiKey>>;
     async fn get_api_key(&self, t: TenantId, id: Uuid) -> Result<ApiKey>;
     /// Deletes the credential and ends its tokens.
-    async fn delete_api_key(&self, t: TenantId, id: Uuid) -> Result<()>;
+    async fn delete_api_key(&self, t: TenantId, by: &Principal, id: Uuid) -> Result<()>;
 }
 
 /// One item of an extension import.
@@ -358,7 +385,11 @@ use crate::workflow::{JobKind, JobStatus, RequestStatus, TargetType, Verdict};
 
 #[async_trait]
 pub trait History: Send + Sync {
-    async fn list_history(&self, t: TenantId, filter: HistoryFilter) -> Result<(Vec<HistoryEntry>, Option<i64>)>;
+    async fn list_history(
+        &self,
+        t: TenantId,
+        filter: HistoryFilter,
+    ) -> Result<(Vec<HistoryEntry>, Option<i64>)>;
     /// Recomputes the chain and checks the signed heads.
     async fn verify_history(&self, t: TenantId) -> Result<Verification>;
 }
@@ -438,19 +469,66 @@ pub struct JobFilter {
 
 #[async_trait]
 pub trait Requests: Send + Sync {
-    async fn create_request(&self, t: TenantId, by: &Principal, target_type: TargetType, target_id: Uuid, comment: Option<String>) -> Result<RequestView>;
-    async fn list_requests(&self, t: TenantId, filter: RequestFilter, page: PageRequest) -> Result<Page<RequestView>>;
+    async fn create_request(
+        &self,
+        t: TenantId,
+        by: &Principal,
+        target_type: TargetType,
+        target_id: Uuid,
+        comment: Option<String>,
+    ) -> Result<RequestView>;
+    async fn list_requests(
+        &self,
+        t: TenantId,
+        filter: RequestFilter,
+        page: PageRequest,
+    ) -> Result<Page<RequestView>>;
     async fn get_request(&self, t: TenantId, id: Uuid) -> Result<RequestView>;
-    async fn decide(&self, t: TenantId, by: &Principal, id: Uuid, verdict: Verdict, comment: Option<String>) -> Result<RequestView>;
-    async fn cancel_request(&self, t: TenantId, by: &Principal, id: Uuid, reason: Option<String>) -> Result<RequestView>;
-    async fn transfer_request(&self, t: TenantId, by: &Principal, id: Uuid, programming_key_id: Uuid) -> Result<RequestView>;
+    async fn decide(
+        &self,
+        t: TenantId,
+        by: &Principal,
+        id: Uuid,
+        verdict: Verdict,
+        comment: Option<String>,
+    ) -> Result<RequestView>;
+    async fn cancel_request(
+        &self,
+        t: TenantId,
+        by: &Principal,
+        id: Uuid,
+        reason: Option<String>,
+    ) -> Result<RequestView>;
+    async fn transfer_request(
+        &self,
+        t: TenantId,
+        by: &Principal,
+        id: Uuid,
+        programming_key_id: Uuid,
+    ) -> Result<RequestView>;
 }
 
 #[async_trait]
 pub trait Jobs: Send + Sync {
-    async fn list_jobs(&self, t: TenantId, filter: JobFilter, page: PageRequest) -> Result<Page<JobView>>;
-    async fn get_job(&self, t: TenantId, id: Uuid, programming_key_id: Option<Uuid>) -> Result<JobView>;
-    async fn desk_readout(&self, t: TenantId, by: &Principal, key_id: Uuid, device_id: Uuid) -> Result<JobView>;
+    async fn list_jobs(
+        &self,
+        t: TenantId,
+        filter: JobFilter,
+        page: PageRequest,
+    ) -> Result<Page<JobView>>;
+    async fn get_job(
+        &self,
+        t: TenantId,
+        id: Uuid,
+        programming_key_id: Option<Uuid>,
+    ) -> Result<JobView>;
+    async fn desk_readout(
+        &self,
+        t: TenantId,
+        by: &Principal,
+        key_id: Uuid,
+        device_id: Uuid,
+    ) -> Result<JobView>;
 }
 
 /// One event of a key's or a cylinder's log.
@@ -487,11 +565,33 @@ pub struct EventExport {
 #[async_trait]
 pub trait EventData: Send + Sync {
     /// Stores events of a source, idempotent by sequence number; returns how many were new.
-    async fn store_events(&self, t: TenantId, source: TargetType, source_id: Uuid, job_id: Option<Uuid>, events: Vec<EventRecord>) -> Result<u64>;
+    async fn store_events(
+        &self,
+        t: TenantId,
+        source: TargetType,
+        source_id: Uuid,
+        job_id: Option<Uuid>,
+        events: Vec<EventRecord>,
+    ) -> Result<u64>;
     /// One page of a source's events; the read is recorded in the history.
-    async fn read_events(&self, t: TenantId, by: &Principal, source: TargetType, source_id: Uuid, query: EventQuery) -> Result<(Tenant, Vec<EventRecord>, Option<i64>)>;
+    async fn read_events(
+        &self,
+        t: TenantId,
+        by: &Principal,
+        source: TargetType,
+        source_id: Uuid,
+        query: EventQuery,
+    ) -> Result<(Tenant, Vec<EventRecord>, Option<i64>)>;
     /// All events of a source in the range, for CSV or PDF; the export is recorded in the history.
-    async fn export_events(&self, t: TenantId, by: &Principal, source: TargetType, source_id: Uuid, query: EventQuery, format: &str) -> Result<EventExport>;
+    async fn export_events(
+        &self,
+        t: TenantId,
+        by: &Principal,
+        source: TargetType,
+        source_id: Uuid,
+        query: EventQuery,
+        format: &str,
+    ) -> Result<EventExport>;
 }
 
 /// What one pass of the background sweeper did.

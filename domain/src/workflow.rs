@@ -25,7 +25,9 @@ impl TargetType {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Key, Self::Cylinder].into_iter().find(|v| v.as_str() == s)
+        [Self::Key, Self::Cylinder]
+            .into_iter()
+            .find(|v| v.as_str() == s)
     }
 }
 
@@ -89,7 +91,9 @@ impl Verdict {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Approve, Self::Reject].into_iter().find(|v| v.as_str() == s)
+        [Self::Approve, Self::Reject]
+            .into_iter()
+            .find(|v| v.as_str() == s)
     }
 }
 
@@ -146,7 +150,10 @@ pub enum DecisionOutcome {
 }
 
 fn not_pending() -> Error {
-    Error::rule(ErrorCode::RequestNotPending, "the request is no longer pending approval")
+    Error::rule(
+        ErrorCode::RequestNotPending,
+        "the request is no longer pending approval",
+    )
 }
 
 impl Request {
@@ -183,7 +190,10 @@ impl Request {
                 ErrorCode::InvalidStateTransition,
                 "the readout is under way (its job is running or loaded); it cannot be cancelled now",
             )),
-            Request::Ended(_) => Err(Error::rule(ErrorCode::InvalidStateTransition, "the request has already ended")),
+            Request::Ended(_) => Err(Error::rule(
+                ErrorCode::InvalidStateTransition,
+                "the request has already ended",
+            )),
         }
     }
 
@@ -202,13 +212,27 @@ impl PendingRequest {
     /// `approvals_required` distinct approvals, and one rejection ends it.
     pub fn decide(mut self, approver: Person, verdict: Verdict) -> Result<DecisionOutcome> {
         if approver.is_same_as(&self.requester) {
-            return Err(Error::rule(ErrorCode::SelfApproval, "nobody decides on a request that they made"));
+            return Err(Error::rule(
+                ErrorCode::SelfApproval,
+                "nobody decides on a request that they made",
+            ));
         }
-        if self.decisions.iter().any(|d| d.approver.is_same_as(&approver)) {
-            return Err(Error::rule(ErrorCode::AlreadyDecided, "you have already decided on this request"));
+        if self
+            .decisions
+            .iter()
+            .any(|d| d.approver.is_same_as(&approver))
+        {
+            return Err(Error::rule(
+                ErrorCode::AlreadyDecided,
+                "you have already decided on this request",
+            ));
         }
         self.decisions.push(CastDecision { verdict, approver });
-        let approvals = self.decisions.iter().filter(|d| d.verdict == Verdict::Approve).count();
+        let approvals = self
+            .decisions
+            .iter()
+            .filter(|d| d.verdict == Verdict::Approve)
+            .count();
         Ok(match verdict {
             Verdict::Reject => DecisionOutcome::Rejected,
             Verdict::Approve if approvals >= usize::from(self.approvals_required) => {
@@ -222,7 +246,11 @@ impl PendingRequest {
 impl ApprovedRequest {
     /// The request follows its job: completed or failed for good.
     pub fn finish(self, job_succeeded: bool) -> RequestStatus {
-        if job_succeeded { RequestStatus::Completed } else { RequestStatus::Failed }
+        if job_succeeded {
+            RequestStatus::Completed
+        } else {
+            RequestStatus::Failed
+        }
     }
 }
 
@@ -244,7 +272,13 @@ impl JobKind {
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::RequestReadout, Self::AutoCollection, Self::DeskReadout].into_iter().find(|v| v.as_str() == s)
+        [
+            Self::RequestReadout,
+            Self::AutoCollection,
+            Self::DeskReadout,
+        ]
+        .into_iter()
+        .find(|v| v.as_str() == s)
     }
 }
 
@@ -317,7 +351,10 @@ impl JobStatus {
     }
 
     pub const fn is_terminal(self) -> bool {
-        matches!(self, Self::Completed | Self::Failed | Self::Cancelled | Self::Expired)
+        matches!(
+            self,
+            Self::Completed | Self::Failed | Self::Cancelled | Self::Expired
+        )
     }
 
     /// Running or loaded: the readout is under way and can no longer be called off.
@@ -350,7 +387,11 @@ impl JobStatus {
             (S::Running, E::Complete) => S::Completed,
             (S::Running, E::FailForGood) => S::Failed,
             (S::Queued | S::AwaitingTransfer | S::Transferred, E::Cancel | E::Expire) => {
-                if event == E::Cancel { S::Cancelled } else { S::Expired }
+                if event == E::Cancel {
+                    S::Cancelled
+                } else {
+                    S::Expired
+                }
             }
             _ => return Err(illegal(self, event)),
         };
@@ -371,50 +412,108 @@ mod tests {
     use proptest::prelude::*;
 
     fn person(n: u128, employee: Option<u128>) -> Person {
-        Person { credential_id: Uuid::from_u128(n), employee_id: employee.map(Uuid::from_u128) }
+        Person {
+            credential_id: Uuid::from_u128(n),
+            employee_id: employee.map(Uuid::from_u128),
+        }
     }
 
     fn pending(required: u8) -> PendingRequest {
-        PendingRequest { requester: person(1, Some(100)), approvals_required: required, decisions: vec![] }
+        PendingRequest {
+            requester: person(1, Some(100)),
+            approvals_required: required,
+            decisions: vec![],
+        }
     }
 
     #[test]
     fn four_eyes_by_key_and_by_person() {
         let code = |r: Result<DecisionOutcome>| r.err().map(|e| e.code());
-        assert_eq!(code(pending(1).decide(person(1, Some(100)), Verdict::Approve)), Some(ErrorCode::SelfApproval));
-        assert_eq!(code(pending(1).decide(person(2, Some(100)), Verdict::Approve)), Some(ErrorCode::SelfApproval));
-        assert!(matches!(pending(1).decide(person(2, Some(200)), Verdict::Approve), Ok(DecisionOutcome::Approved(_))));
+        assert_eq!(
+            code(pending(1).decide(person(1, Some(100)), Verdict::Approve)),
+            Some(ErrorCode::SelfApproval)
+        );
+        assert_eq!(
+            code(pending(1).decide(person(2, Some(100)), Verdict::Approve)),
+            Some(ErrorCode::SelfApproval)
+        );
+        assert!(matches!(
+            pending(1).decide(person(2, Some(200)), Verdict::Approve),
+            Ok(DecisionOutcome::Approved(_))
+        ));
     }
 
     #[test]
     fn two_approvals_from_two_people() {
-        let Ok(DecisionOutcome::StillPending(p)) = pending(2).decide(person(2, Some(200)), Verdict::Approve) else {
+        let Ok(DecisionOutcome::StillPending(p)) =
+            pending(2).decide(person(2, Some(200)), Verdict::Approve)
+        else {
             panic!("one approval of two")
         };
-        let again = p.clone().decide(person(3, Some(200)), Verdict::Approve).err().map(|e| e.code());
-        assert_eq!(again, Some(ErrorCode::AlreadyDecided), "same person, other key");
-        assert!(matches!(p.clone().decide(person(3, Some(300)), Verdict::Approve), Ok(DecisionOutcome::Approved(_))));
-        assert!(matches!(p.decide(person(3, Some(300)), Verdict::Reject), Ok(DecisionOutcome::Rejected)));
+        let again = p
+            .clone()
+            .decide(person(3, Some(200)), Verdict::Approve)
+            .err()
+            .map(|e| e.code());
+        assert_eq!(
+            again,
+            Some(ErrorCode::AlreadyDecided),
+            "same person, other key"
+        );
+        assert!(matches!(
+            p.clone().decide(person(3, Some(300)), Verdict::Approve),
+            Ok(DecisionOutcome::Approved(_))
+        ));
+        assert!(matches!(
+            p.decide(person(3, Some(300)), Verdict::Reject),
+            Ok(DecisionOutcome::Rejected)
+        ));
     }
 
     #[test]
     fn ended_requests_take_no_decisions_and_busy_ones_no_cancel() {
-        for status in RequestStatus::ALL.into_iter().filter(|s| *s != RequestStatus::PendingApproval) {
+        for status in RequestStatus::ALL
+            .into_iter()
+            .filter(|s| *s != RequestStatus::PendingApproval)
+        {
             let request = Request::restore(status, || pending(1));
-            assert_eq!(request.into_pending().err().map(|e| e.code()), Some(ErrorCode::RequestNotPending));
+            assert_eq!(
+                request.into_pending().err().map(|e| e.code()),
+                Some(ErrorCode::RequestNotPending)
+            );
         }
         assert!(Request::Approved(ApprovedRequest).cancel(true).is_err());
-        assert_eq!(Request::Approved(ApprovedRequest).cancel(false).ok(), Some(RequestStatus::Cancelled));
+        assert_eq!(
+            Request::Approved(ApprovedRequest).cancel(false).ok(),
+            Some(RequestStatus::Cancelled)
+        );
         assert_eq!(Request::Approved(ApprovedRequest).expire(true), None);
         assert_eq!(Request::Ended(RequestStatus::Completed).expire(false), None);
     }
 
     #[test]
     fn jobs_go_back_where_they_were() {
-        let running = JobStatus::Queued.next(JobEvent::Claim, None).expect("claim");
-        assert_eq!(running.next(JobEvent::Release, Some(JobStatus::Queued)).ok(), Some(JobStatus::Queued));
-        assert!(running.next(JobEvent::Load, Some(JobStatus::Queued)).is_err(), "a key job is never loaded");
-        assert_eq!(running.next(JobEvent::Load, Some(JobStatus::Transferred)).ok(), Some(JobStatus::Loaded));
+        let running = JobStatus::Queued
+            .next(JobEvent::Claim, None)
+            .expect("claim");
+        assert_eq!(
+            running
+                .next(JobEvent::Release, Some(JobStatus::Queued))
+                .ok(),
+            Some(JobStatus::Queued)
+        );
+        assert!(
+            running
+                .next(JobEvent::Load, Some(JobStatus::Queued))
+                .is_err(),
+            "a key job is never loaded"
+        );
+        assert_eq!(
+            running
+                .next(JobEvent::Load, Some(JobStatus::Transferred))
+                .ok(),
+            Some(JobStatus::Loaded)
+        );
         assert!(JobStatus::Loaded.next(JobEvent::Cancel, None).is_err());
         assert!(JobStatus::Running.next(JobEvent::Expire, None).is_err());
     }

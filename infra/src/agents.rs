@@ -3,7 +3,9 @@
 use std::collections::{BTreeSet, HashMap};
 
 use countersign_domain::directory::Agent;
+use countersign_domain::history::{NewEntry, names};
 use countersign_domain::page::{Page, PageRequest};
+use countersign_domain::permission::Principal;
 use countersign_domain::ports::{Agents, WithSecret};
 use countersign_domain::tenant::{TenantId, check_name};
 use countersign_domain::{Error, ErrorCode, Result};
@@ -12,10 +14,12 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
     QueryOrder, QuerySelect, Set, TransactionTrait,
 };
+use serde_json::json;
 use uuid::Uuid;
 
 use crate::db::DbResult;
 use crate::entities::{agents, remote_devices};
+use crate::history::record;
 use crate::revocation::Revocation;
 use crate::secrets;
 use crate::store::{Store, page_of, scoped};
@@ -112,7 +116,12 @@ impl Agents for Store {
         .await
     }
 
-    async fn rotate_agent_secret(&self, t: TenantId, id: Uuid) -> Result<WithSecret<Agent>> {
+    async fn rotate_agent_secret(
+        &self,
+        t: TenantId,
+        by: &Principal,
+        id: Uuid,
+    ) -> Result<WithSecret<Agent>> {
         let now = self.clock.now();
         let txn = self.db.begin().await.db()?;
         let row = scoped::<agents::Entity>(&txn, t, id, true, "agent").await?;
@@ -122,6 +131,13 @@ impl Agents for Store {
         active.secret_hash = Set(secrets::digest(&secret));
         active.token_generation = Set(generation);
         let agent = with_devices(&txn, t, active.update(&txn).await.db()?).await?;
+        let entry = NewEntry::new(
+            "agent.secret_rotated",
+            names::AGENT,
+            id,
+            json!({"name": agent.name}),
+        );
+        record(&txn, t, by, now, vec![entry]).await?;
         self.commit_revoking(txn, &[Revocation::credential(id, generation, now)])
             .await?;
         Ok(WithSecret {

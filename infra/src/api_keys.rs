@@ -1,16 +1,20 @@
 //! Webservice credentials: created with their secret shown once, deleted to end them.
 
 use countersign_domain::directory::ApiKey;
+use countersign_domain::history::{NewEntry, names};
 use countersign_domain::page::{Page, PageRequest};
+use countersign_domain::permission::Principal;
 use countersign_domain::ports::{ApiKeys, WithSecret};
 use countersign_domain::role::RoleSet;
 use countersign_domain::tenant::{TenantId, check_name};
 use countersign_domain::{Error, Result};
 use sea_orm::{ActiveModelTrait, EntityTrait, Set, TransactionTrait};
+use serde_json::json;
 use uuid::Uuid;
 
 use crate::db::DbResult;
 use crate::entities::api_keys;
+use crate::history::record;
 use crate::inventory::convert_page;
 use crate::revocation::Revocation;
 use crate::secrets;
@@ -36,12 +40,15 @@ impl ApiKeys for Store {
     async fn create_api_key(
         &self,
         t: TenantId,
+        by: &Principal,
         name: String,
         roles: RoleSet,
     ) -> Result<WithSecret<ApiKey>> {
         check_name("name", &name)?;
         let roles = RoleSet::for_webservice(roles.iter())?;
         let secret = secrets::new_secret("csk");
+        let now = self.clock.now();
+        let txn = self.db.begin().await.db()?;
         let row = api_keys::ActiveModel {
             id: Set(Uuid::now_v7()),
             tenant_id: Set(t.0),
@@ -50,15 +57,17 @@ impl ApiKeys for Store {
             key_hash: Set(secrets::digest(&secret)),
             roles: Set(serde_json::to_value(&roles).map_err(anyhow::Error::from)?),
             token_generation: Set(0),
-            created_at: Set(self.clock.now()),
+            created_at: Set(now),
         }
-        .insert(&self.db)
+        .insert(&txn)
         .await
         .db()?;
-        Ok(WithSecret {
-            item: api_key_to_domain(row)?,
-            secret,
-        })
+        let item = api_key_to_domain(row)?;
+        let details = json!({"name": item.name, "roles": item.roles, "prefix": item.prefix});
+        let entry = NewEntry::new("api_key.created", names::API_KEY, item.id, details);
+        record(&txn, t, by, now, vec![entry]).await?;
+        txn.commit().await.db()?;
+        Ok(WithSecret { item, secret })
     }
 
     async fn list_api_keys(&self, t: TenantId, page: PageRequest) -> Result<Page<ApiKey>> {
@@ -72,7 +81,7 @@ impl ApiKeys for Store {
         api_key_to_domain(scoped::<api_keys::Entity>(&self.db, t, id, false, "api key").await?)
     }
 
-    async fn delete_api_key(&self, t: TenantId, id: Uuid) -> Result<()> {
+    async fn delete_api_key(&self, t: TenantId, by: &Principal, id: Uuid) -> Result<()> {
         let now = self.clock.now();
         let txn = self.db.begin().await.db()?;
         let row = scoped::<api_keys::Entity>(&txn, t, id, true, "api key").await?;
@@ -80,6 +89,9 @@ impl ApiKeys for Store {
             .exec(&txn)
             .await
             .db()?;
+        let details = json!({"name": row.name, "roles": row.roles, "prefix": row.prefix});
+        let entry = NewEntry::new("api_key.deleted", names::API_KEY, id, details);
+        record(&txn, t, by, now, vec![entry]).await?;
         self.commit_revoking(
             txn,
             &[Revocation::credential(id, row.token_generation + 1, now)],

@@ -8,6 +8,7 @@ use countersign_domain::auth::{
     Grant, REFRESH_TOKEN_TTL_SECS, Session, TokenSet, access_token_expiry,
 };
 use countersign_domain::directory::check_pin;
+use countersign_domain::history::{NewEntry, names};
 use countersign_domain::permission::{Principal, PrincipalKind};
 use countersign_domain::ports::{Auth, Clock, Me};
 use countersign_domain::role::RoleSet;
@@ -18,10 +19,12 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set,
     TransactionTrait,
 };
+use serde_json::json;
 use uuid::Uuid;
 
 use crate::db::DbResult;
 use crate::entities::{agents, api_keys, employees, programming_keys, refresh_tokens, tenants};
+use crate::history::record;
 use crate::programming_keys::{roles_of, to_domain as key_to_domain};
 use crate::revocation::{Revocation, RevocationList};
 use crate::secrets;
@@ -43,6 +46,17 @@ fn invalid_credentials() -> Error {
         ErrorCode::InvalidCredentials,
         "the credentials are not valid",
     )
+}
+
+/// The `grant_type` of `POST /v1/auth/token`.
+fn grant_type(grant: &Grant) -> &'static str {
+    match grant {
+        Grant::ProgrammingKey { .. } => "programming_key",
+        Grant::ApiKey { .. } => "api_key",
+        Grant::Agent { .. } => "agent",
+        Grant::Operator { .. } => "operator",
+        Grant::RefreshToken { .. } => "refresh_token",
+    }
 }
 
 fn unauthorized() -> Error {
@@ -266,8 +280,9 @@ impl AuthService {
         Ok(())
     }
 
-    async fn issue(&self, grantee: Grantee) -> Result<TokenSet> {
+    async fn issue(&self, grantee: Grantee, grant_type: &str) -> Result<TokenSet> {
         let now = self.clock.now();
+        let txn = self.db.begin().await.db()?;
         let expires = access_token_expiry(now, grantee.valid_until);
         let family = grantee
             .refresh
@@ -305,13 +320,34 @@ impl AuthService {
                     revoked: Set(false),
                     created_at: Set(now),
                 }
-                .insert(&self.db)
+                .insert(&txn)
                 .await
                 .db()?;
                 Some(token)
             }
             _ => None,
         };
+        if let Some(tenant_id) = tenant_id {
+            let subject = match grantee.kind {
+                PrincipalKind::Webservice => names::API_KEY,
+                PrincipalKind::Agent => names::AGENT,
+                _ => names::PROGRAMMING_KEY,
+            };
+            let mut details = json!({"grant_type": grant_type});
+            if grantee.kind == PrincipalKind::User {
+                details["pin_change_required"] = json!(grantee.pin_change);
+            }
+            let by = Principal {
+                kind: grantee.kind,
+                id: grantee.id,
+                tenant_id: Some(TenantId(tenant_id)),
+                roles: grantee.roles.clone(),
+                pin_change_only: grantee.pin_change,
+            };
+            let entry = NewEntry::new("auth.login", subject, grantee.id, details);
+            record(&txn, TenantId(tenant_id), &by, now, vec![entry]).await?;
+        }
+        txn.commit().await.db()?;
         Ok(TokenSet {
             access_token,
             expires_in: (expires - now).num_seconds().max(0),
@@ -346,7 +382,7 @@ impl Auth for AuthService {
                 if let Some(key) = &throttle_key {
                     self.throttle.succeeded(key).await;
                 }
-                self.issue(grantee).await
+                self.issue(grantee, grant_type(&grant)).await
             }
             None => {
                 if let Some(key) = &throttle_key {
@@ -487,6 +523,15 @@ impl Auth for AuthService {
         active.token_generation = Set(generation);
         active.updated_at = Set(now);
         active.update(&txn).await.db()?;
+        if let Some(t) = session.principal.tenant_id {
+            let entry = NewEntry::new(
+                "programming_key.pin_set",
+                names::PROGRAMMING_KEY,
+                id,
+                json!({"one_time": false, "by_holder": true}),
+            );
+            record(&txn, t, &session.principal, now, vec![entry]).await?;
+        }
         let entries = [Revocation::credential(id, generation, now)];
         self.revocations.record(&txn, &entries).await?;
         txn.commit().await.db()?;

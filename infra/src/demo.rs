@@ -1,14 +1,15 @@
 //! The embedded demo: on an empty database, a tenant with the approver function,
 //! its people and some inventory, with PINs the README can print.
 
-use countersign_domain::Result;
 use countersign_domain::directory::{DeviceKind, KeyModel};
+use countersign_domain::permission::{Principal, PrincipalKind};
 use countersign_domain::ports::{
     Employees, Inventory, KeyCommand, Keys, NewCylinder, NewKey, NewProgrammingKey,
     NewRemoteDevice, NewTenant, ProgrammingKeyCommand, ProgrammingKeys, Tenants,
 };
 use countersign_domain::role::{Role, RoleSet};
 use countersign_domain::tenant::{FixedSettings, Locale, MutableSettings, TenantId, TenantStatus};
+use countersign_domain::{Error, Result};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
 
@@ -104,6 +105,7 @@ pub async fn seed(store: &Store) -> Result<Option<Demo>> {
         })
         .await?;
     let t = provisioned.tenant.id;
+    let admin = admin_principal(store, t).await?;
     for (marking, holder, email, roles, pin) in PEOPLE {
         let roles: RoleSet = roles.iter().copied().collect();
         if *marking != PEOPLE[0].0 {
@@ -113,6 +115,7 @@ pub async fn seed(store: &Store) -> Result<Option<Demo>> {
             let key = store
                 .create_programming_key(
                     t,
+                    &admin,
                     NewProgrammingKey {
                         marking: (*marking).into(),
                         name: format!("Programming key of {holder}"),
@@ -125,6 +128,7 @@ pub async fn seed(store: &Store) -> Result<Option<Demo>> {
             store
                 .command_programming_key(
                     t,
+                    &admin,
                     key.id,
                     ProgrammingKeyCommand::Issue {
                         employee_id: employee.id,
@@ -152,6 +156,7 @@ pub async fn seed(store: &Store) -> Result<Option<Demo>> {
         let key = store
             .create_key(
                 t,
+                &admin,
                 NewKey {
                     marking: marking.into(),
                     name: format!("Key {marking}"),
@@ -164,6 +169,7 @@ pub async fn seed(store: &Store) -> Result<Option<Demo>> {
             store
                 .command_key(
                     t,
+                    &admin,
                     key.id,
                     KeyCommand::Issue {
                         employee_id: holder.id,
@@ -202,6 +208,24 @@ pub async fn seed(store: &Store) -> Result<Option<Demo>> {
     Ok(Some(Demo {
         tenant: provisioned.tenant.slug,
     }))
+}
+
+/// The demo's first super administrator, who sets the demo up.
+async fn admin_principal(store: &Store, t: TenantId) -> Result<Principal> {
+    let key = programming_keys::Entity::find()
+        .filter(programming_keys::Column::TenantId.eq(t.0))
+        .filter(programming_keys::Column::Marking.eq(PEOPLE[0].0))
+        .one(&store.db)
+        .await
+        .db()?
+        .ok_or_else(|| Error::not_found("programming key"))?;
+    Ok(Principal {
+        kind: PrincipalKind::User,
+        id: key.id,
+        tenant_id: Some(t),
+        roles: PEOPLE[0].3.iter().copied().collect(),
+        pin_change_only: false,
+    })
 }
 
 /// Demo PINs are set as if their holders had chosen them: not one-time.

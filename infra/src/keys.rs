@@ -2,15 +2,19 @@
 
 use chrono::{DateTime, Utc};
 use countersign_domain::directory::{Employee, Key, KeyModel, KeyStatus, check_marking};
+use countersign_domain::history::{NewEntry, names};
 use countersign_domain::page::{Page, PageRequest};
+use countersign_domain::permission::Principal;
 use countersign_domain::ports::{KeyChange, KeyCommand, Keys, NewKey};
 use countersign_domain::tenant::{TenantId, check_name};
 use countersign_domain::{Error, ErrorCode, Result};
 use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, Set, TransactionTrait};
+use serde_json::json;
 use uuid::Uuid;
 
 use crate::db::DbResult;
 use crate::entities::{employees, key_groups, keys, tenants};
+use crate::history::{changes, record};
 use crate::inventory::convert_page;
 use crate::store::{Store, page_of, scoped};
 
@@ -81,17 +85,27 @@ pub(crate) async fn key_group_exists(
     Ok(())
 }
 
+fn entry(action: &'static str, key: &Key, details: serde_json::Value) -> NewEntry {
+    NewEntry::new(action, names::KEY, key.id, details)
+}
+
 #[async_trait::async_trait]
 impl Keys for Store {
-    async fn create_key(&self, t: TenantId, new: NewKey) -> Result<Key> {
+    async fn create_key(&self, t: TenantId, by: &Principal, new: NewKey) -> Result<Key> {
         check_new_key(&new)?;
-        key_group_exists(&self.db, t, new.key_group_id).await?;
-        key_to_domain(
-            new_key_row(t, new, self.clock.now())
-                .insert(&self.db)
-                .await
-                .db()?,
-        )
+        let now = self.clock.now();
+        let txn = self.db.begin().await.db()?;
+        key_group_exists(&txn, t, new.key_group_id).await?;
+        let key = key_to_domain(new_key_row(t, new, now).insert(&txn).await.db()?)?;
+        let details = json!({
+            "marking": key.marking,
+            "name": key.name,
+            "model": key.model.as_str(),
+            "key_group_id": key.key_group_id,
+        });
+        record(&txn, t, by, now, vec![entry("key.created", &key, details)]).await?;
+        txn.commit().await.db()?;
+        Ok(key)
     }
 
     async fn list_keys(&self, t: TenantId, page: PageRequest) -> Result<Page<Key>> {
@@ -105,27 +119,52 @@ impl Keys for Store {
         key_to_domain(scoped::<keys::Entity>(&self.db, t, id, false, "key").await?)
     }
 
-    async fn update_key(&self, t: TenantId, id: Uuid, change: KeyChange) -> Result<Key> {
+    async fn update_key(
+        &self,
+        t: TenantId,
+        by: &Principal,
+        id: Uuid,
+        change: KeyChange,
+    ) -> Result<Key> {
         if let Some(name) = &change.name {
             check_name("name", name)?;
         }
-        let mut row: keys::ActiveModel = scoped::<keys::Entity>(&self.db, t, id, false, "key")
-            .await?
-            .into();
+        let now = self.clock.now();
+        let txn = self.db.begin().await.db()?;
+        let before = scoped::<keys::Entity>(&txn, t, id, true, "key").await?;
         if let Some(group) = change.key_group_id {
-            key_group_exists(&self.db, t, group).await?;
+            key_group_exists(&txn, t, group).await?;
         }
+        let old = json!({"name": before.name, "key_group_id": before.key_group_id});
+        let mut row: keys::ActiveModel = before.into();
         if let Some(name) = change.name {
             row.name = Set(name);
         }
         if let Some(group) = change.key_group_id {
             row.key_group_id = Set(group);
         }
-        row.updated_at = Set(self.clock.now());
-        key_to_domain(row.update(&self.db).await.db()?)
+        row.updated_at = Set(now);
+        let key = key_to_domain(row.update(&txn).await.db()?)?;
+        let changed = changes(
+            &old,
+            &json!({"name": key.name, "key_group_id": key.key_group_id}),
+        );
+        if changed.as_object().is_some_and(|c| !c.is_empty()) {
+            let details = json!({"changes": changed});
+            record(&txn, t, by, now, vec![entry("key.updated", &key, details)]).await?;
+        }
+        txn.commit().await.db()?;
+        Ok(key)
     }
 
-    async fn command_key(&self, t: TenantId, id: Uuid, command: KeyCommand) -> Result<Key> {
+    async fn command_key(
+        &self,
+        t: TenantId,
+        by: &Principal,
+        id: Uuid,
+        command: KeyCommand,
+    ) -> Result<Key> {
+        let now = self.clock.now();
         let txn = self.db.begin().await.db()?;
         let row = scoped::<keys::Entity>(&txn, t, id, true, "key").await?;
         let tenant = tenants::Entity::find_by_id(t.0)
@@ -134,9 +173,10 @@ impl Keys for Store {
             .db()?
             .ok_or_else(|| Error::not_found("tenant"))?;
         let mut key = key_to_domain(row.clone())?;
-        match command {
+        let (action, mut details) = match command {
             KeyCommand::Issue { employee_id } => {
                 let e = referenced::<employees::Entity>(&txn, t, employee_id, "employee").await?;
+                let details = json!({"employee_id": e.id, "employee_name": e.name});
                 let holder = Employee {
                     id: e.id,
                     name: e.name,
@@ -144,16 +184,33 @@ impl Keys for Store {
                     created_at: e.created_at,
                 };
                 key.issue(&holder, tenant.approval_required)?;
+                ("key.issued", details)
             }
-            KeyCommand::Return => key.give_back()?,
-            KeyCommand::StopAutoCollection => key.stop_auto_collection(tenant.approval_required)?,
+            KeyCommand::Return => {
+                let details = json!({"employee_id": key.employee_id});
+                key.give_back()?;
+                ("key.returned", details)
+            }
+            KeyCommand::StopAutoCollection => {
+                key.stop_auto_collection(tenant.approval_required)?;
+                ("key.auto_collection_stopped", json!({}))
+            }
+        };
+        if key.auto_collection != row.auto_collection {
+            details["auto_collection"] =
+                json!({"old": row.auto_collection, "new": key.auto_collection});
         }
         let mut active: keys::ActiveModel = row.into();
         active.status = Set(key.status.as_str().to_owned());
         active.employee_id = Set(key.employee_id);
         active.auto_collection = Set(key.auto_collection);
-        active.updated_at = Set(self.clock.now());
+        active.updated_at = Set(now);
         active.update(&txn).await.db()?;
+        record(&txn, t, by, now, vec![entry(action, &key, details)]).await?;
+        if command == KeyCommand::Return {
+            let actor = crate::history::actor_of(&txn, by).await?;
+            crate::requests::on_key_returned(&txn, self, &actor, t, key.id, now).await?;
+        }
         txn.commit().await.db()?;
         Ok(key)
     }

@@ -1,19 +1,30 @@
 //! Programming keys: the administrators' credentials, their roles, PINs and status.
 
-use countersign_domain::directory::{KeyStatus, ProgrammingKey, check_marking, check_pin};
+use chrono::{DateTime, Utc};
+use countersign_domain::directory::{
+    ApproverRoleChange, Employee, KeyStatus, ProgrammingKey, check_marking, check_pin,
+};
+use countersign_domain::history::{NewEntry, names};
+use countersign_domain::notification::Notice;
 use countersign_domain::page::{Page, PageRequest};
+use countersign_domain::permission::Principal;
 use countersign_domain::ports::{
     NewProgrammingKey, ProgrammingKeyChange, ProgrammingKeyCommand, ProgrammingKeys,
 };
-use countersign_domain::role::RoleSet;
+use countersign_domain::role::{Role, RoleSet};
 use countersign_domain::tenant::{TenantId, check_name};
 use countersign_domain::{Error, ErrorCode, Result};
-use sea_orm::{ActiveModelTrait, ConnectionTrait, Set, TransactionTrait};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set, TransactionTrait,
+};
+use serde_json::json;
 use uuid::Uuid;
 
 use crate::db::DbResult;
 use crate::employees;
-use crate::entities::{employees as employee_rows, programming_keys};
+use crate::entities::{employees as employee_rows, programming_keys, tenants};
+use crate::history::{changes, record};
+use crate::mail::enqueue;
 use crate::revocation::Revocation;
 use crate::secrets;
 use crate::store::{Store, page_of, scoped};
@@ -86,17 +97,96 @@ fn apply(
     Ok((active, revocations))
 }
 
+/// The fields of a key that `programming_key.updated` reports.
+fn settings_of(key: &ProgrammingKey) -> serde_json::Value {
+    json!({"name": key.name, "valid_from": key.valid_from, "valid_until": key.valid_until})
+}
+
+fn entry(action: &'static str, key: &ProgrammingKey, details: serde_json::Value) -> NewEntry {
+    NewEntry::new(action, names::PROGRAMMING_KEY, key.id, details)
+}
+
+/// The addresses of every approver and auditor whose key is issued to an
+/// employee with an e-mail, plus the holder of `key` (told of their own change).
+async fn approvers_and_auditors(
+    conn: &impl ConnectionTrait,
+    t: TenantId,
+    key: &ProgrammingKey,
+) -> Result<Vec<String>> {
+    let issued = programming_keys::Entity::find()
+        .filter(programming_keys::Column::TenantId.eq(t.0))
+        .filter(programming_keys::Column::Status.eq(KeyStatus::Issued.as_str()))
+        .all(conn)
+        .await
+        .db()?;
+    let mut holders = Vec::new();
+    for row in &issued {
+        let roles = roles_of(&row.roles)?;
+        if roles.contains(Role::Approver) || roles.contains(Role::Auditor) {
+            holders.extend(row.employee_id);
+        }
+    }
+    holders.extend(key.employee_id);
+    let mut addresses: Vec<String> = employee_rows::Entity::find()
+        .filter(employee_rows::Column::TenantId.eq(t.0))
+        .filter(employee_rows::Column::Id.is_in(holders))
+        .all(conn)
+        .await
+        .db()?
+        .into_iter()
+        .filter_map(|e| e.email)
+        .collect();
+    addresses.sort();
+    addresses.dedup();
+    Ok(addresses)
+}
+
+async fn tenant_row(conn: &impl ConnectionTrait, t: TenantId) -> Result<tenants::Model> {
+    tenants::Entity::find_by_id(t.0)
+        .one(conn)
+        .await
+        .db()?
+        .ok_or_else(|| Error::not_found("tenant"))
+}
+
+impl Store {
+    /// Granting or removing the approver role e-mails every approver and auditor.
+    async fn tell_approver_role_changed(
+        &self,
+        conn: &impl ConnectionTrait,
+        t: TenantId,
+        key: &ProgrammingKey,
+        granted: bool,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let recipients = approvers_and_auditors(conn, t, key).await?;
+        if recipients.is_empty() {
+            return Ok(());
+        }
+        let holder = holder(conn, t, key.employee_id).await?.map(|e| e.name);
+        let notice = Notice::ApproverRoleChanged {
+            programming_key_marking: key.marking.clone(),
+            holder,
+            granted,
+        };
+        let tenant = tenant_row(conn, t).await?;
+        enqueue(conn, &tenant, &recipients, &notice, &self.public_url, now).await
+    }
+}
+
 #[async_trait::async_trait]
 impl ProgrammingKeys for Store {
     async fn create_programming_key(
         &self,
         t: TenantId,
+        by: &Principal,
         new: NewProgrammingKey,
     ) -> Result<ProgrammingKey> {
         check_marking(&new.marking)?;
         check_name("name", &new.name)?;
         ProgrammingKey::check_validity_window(new.valid_from, new.valid_until)?;
         let now = self.clock.now();
+        let txn = self.db.begin().await.db()?;
         let row = programming_keys::ActiveModel {
             id: Set(Uuid::now_v7()),
             tenant_id: Set(t.0),
@@ -114,10 +204,31 @@ impl ProgrammingKeys for Store {
             created_at: Set(now),
             updated_at: Set(now),
         }
-        .insert(&self.db)
+        .insert(&txn)
         .await
         .db()?;
-        to_domain(&row)
+        let key = to_domain(&row)?;
+        let details = json!({
+            "marking": key.marking,
+            "name": key.name,
+            "roles": key.roles,
+            "valid_from": key.valid_from,
+            "valid_until": key.valid_until,
+        });
+        record(
+            &txn,
+            t,
+            by,
+            now,
+            vec![entry("programming_key.created", &key, details)],
+        )
+        .await?;
+        if key.roles.contains(Role::Approver) {
+            self.tell_approver_role_changed(&txn, t, &key, true, now)
+                .await?;
+        }
+        txn.commit().await.db()?;
+        Ok(key)
     }
 
     async fn list_programming_keys(
@@ -142,6 +253,7 @@ impl ProgrammingKeys for Store {
     async fn update_programming_key(
         &self,
         t: TenantId,
+        by: &Principal,
         id: Uuid,
         change: ProgrammingKeyChange,
     ) -> Result<ProgrammingKey> {
@@ -149,6 +261,7 @@ impl ProgrammingKeys for Store {
         let txn = self.db.begin().await.db()?;
         let row = scoped::<programming_keys::Entity>(&txn, t, id, true, "programming key").await?;
         let mut key = to_domain(&row)?;
+        let before = key.clone();
         if let Some(name) = change.name {
             check_name("name", &name)?;
             key.name = name;
@@ -159,14 +272,42 @@ impl ProgrammingKeys for Store {
         let window_changed = (valid_from, valid_until) != (key.valid_from, key.valid_until);
         key.valid_from = valid_from;
         key.valid_until = valid_until;
-        let mut roles_changed = false;
+        let mut approver = ApproverRoleChange::None;
         if let Some(roles) = change.roles {
-            roles_changed = roles != key.roles;
             let holder = holder(&txn, t, key.employee_id).await?;
-            key.set_roles(roles, holder.as_ref())?;
+            approver = key.set_roles(roles, holder.as_ref())?;
         }
+        let roles_changed = key.roles != before.roles;
         let (active, revocations) = apply(row, &key, now, roles_changed || window_changed)?;
         active.update(&txn).await.db()?;
+        let mut entries = Vec::new();
+        let changed = changes(&settings_of(&before), &settings_of(&key));
+        if changed.as_object().is_some_and(|c| !c.is_empty()) {
+            entries.push(entry(
+                "programming_key.updated",
+                &key,
+                json!({"changes": changed}),
+            ));
+        }
+        if roles_changed {
+            entries.push(entry(
+                "programming_key.roles_changed",
+                &key,
+                json!({"old_roles": before.roles, "new_roles": key.roles}),
+            ));
+        }
+        record(&txn, t, by, now, entries).await?;
+        match approver {
+            ApproverRoleChange::Granted => {
+                self.tell_approver_role_changed(&txn, t, &key, true, now)
+                    .await?;
+            }
+            ApproverRoleChange::Removed => {
+                self.tell_approver_role_changed(&txn, t, &key, false, now)
+                    .await?;
+            }
+            ApproverRoleChange::None => {}
+        }
         self.commit_revoking(txn, &revocations).await?;
         Ok(key)
     }
@@ -174,6 +315,7 @@ impl ProgrammingKeys for Store {
     async fn command_programming_key(
         &self,
         t: TenantId,
+        by: &Principal,
         id: Uuid,
         command: ProgrammingKeyCommand,
     ) -> Result<ProgrammingKey> {
@@ -181,35 +323,53 @@ impl ProgrammingKeys for Store {
         let txn = self.db.begin().await.db()?;
         let row = scoped::<programming_keys::Entity>(&txn, t, id, true, "programming key").await?;
         let mut key = to_domain(&row)?;
-        let revoke = match command {
+        let (revoke, action, details) = match command {
             ProgrammingKeyCommand::Issue { employee_id } => {
                 let employee = holder(&txn, t, Some(employee_id))
                     .await
                     .map_err(|_| Error::rule(ErrorCode::UnknownReference, "no such employee"))?
                     .ok_or_else(|| Error::rule(ErrorCode::UnknownReference, "no such employee"))?;
                 key.issue(&employee)?;
-                true
+                let details = json!({"employee_id": employee.id, "employee_name": employee.name});
+                (true, "programming_key.issued", details)
             }
             ProgrammingKeyCommand::Return => {
+                let details = json!({"employee_id": key.employee_id});
                 key.give_back()?;
-                true
+                (true, "programming_key.returned", details)
             }
             ProgrammingKeyCommand::Block => {
+                let details = json!({"was_blocked": key.blocked});
                 key.blocked = true;
-                true
+                (true, "programming_key.blocked", details)
             }
             ProgrammingKeyCommand::Unblock => {
+                let details = json!({"was_blocked": key.blocked});
                 key.blocked = false;
-                false
+                (false, "programming_key.unblocked", details)
             }
         };
         let (active, revocations) = apply(row, &key, now, revoke)?;
         active.update(&txn).await.db()?;
+        record(&txn, t, by, now, vec![entry(action, &key, details)]).await?;
+        if matches!(
+            command,
+            ProgrammingKeyCommand::Return | ProgrammingKeyCommand::Block
+        ) {
+            let actor = crate::history::actor_of(&txn, by).await?;
+            crate::jobs::on_programming_key_withdrawn(&txn, &actor, t, key.id, now).await?;
+        }
         self.commit_revoking(txn, &revocations).await?;
         Ok(key)
     }
 
-    async fn set_programming_key_pin(&self, t: TenantId, id: Uuid, pin: &str) -> Result<()> {
+    async fn set_programming_key_pin(
+        &self,
+        t: TenantId,
+        by: &Principal,
+        id: Uuid,
+        pin: &str,
+    ) -> Result<()> {
         check_pin(pin)?;
         let hash = secrets::hash_pin(pin).await?;
         let now = self.clock.now();
@@ -220,6 +380,25 @@ impl ProgrammingKeys for Store {
         active.pin_hash = Set(Some(hash));
         active.pin_one_time = Set(true);
         active.update(&txn).await.db()?;
+        let details = json!({"one_time": true, "by_holder": false});
+        record(
+            &txn,
+            t,
+            by,
+            now,
+            vec![entry("programming_key.pin_set", &key, details)],
+        )
+        .await?;
+        if key.roles.contains(Role::Approver) {
+            let holder: Option<Employee> = holder(&txn, t, key.employee_id).await?;
+            if let Some(email) = holder.and_then(|e| e.email) {
+                let notice = Notice::PinSetByOther {
+                    programming_key_marking: key.marking.clone(),
+                };
+                let tenant = tenant_row(&txn, t).await?;
+                enqueue(&txn, &tenant, &[email], &notice, &self.public_url, now).await?;
+            }
+        }
         self.commit_revoking(txn, &revocations).await
     }
 }

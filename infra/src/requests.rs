@@ -1,50 +1,812 @@
-//! Event-log requests, decisions and their readout jobs.
+//! Event-log requests and decisions (SPEC §4): the transactions around the
+//! domain's state machine, with their history entries and e-mails.
 
+use chrono::{DateTime, Duration, Utc};
+use countersign_domain::directory::KeyStatus;
+use countersign_domain::history::{Actor, NewEntry, names};
+use countersign_domain::notification::{Notice, RequestSummary};
 use countersign_domain::page::{Page, PageRequest};
-use countersign_domain::permission::Principal;
-use countersign_domain::ports::{JobFilter, JobView, Jobs, RequestFilter, RequestView, Requests};
+use countersign_domain::permission::{Principal, PrincipalKind};
+use countersign_domain::ports::{
+    DecisionView, RequestFilter, RequestView, RequesterView, Requests, TargetRef,
+};
+use countersign_domain::role::Role;
 use countersign_domain::tenant::TenantId;
-use countersign_domain::workflow::{TargetType, Verdict};
-use countersign_domain::{Error, Result};
+use countersign_domain::workflow::{
+    CastDecision, DecisionOutcome, JobStatus, PendingRequest, Person, Request, RequestStatus,
+    TargetType, Verdict,
+};
+use countersign_domain::{Error, ErrorCode, Result};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, TransactionTrait,
+};
+use serde_json::json;
 use uuid::Uuid;
 
-use crate::store::Store;
+use crate::db::DbResult;
+use crate::entities::{
+    cylinders, employees, event_log_requests as requests, keys, programming_keys,
+    readout_jobs as jobs, request_decisions as decisions, tenants,
+};
+use crate::history::{actor_of, append};
+use crate::jobs::{insert_job, job_view, latest_jobs, set_job_status};
+use crate::mail::enqueue;
+use crate::programming_keys::to_domain as key_to_domain;
+use crate::store::{Store, scoped};
 
-fn unbuilt() -> Error {
-    Error::Internal(anyhow::anyhow!("not built yet"))
+fn parse<T>(value: Option<T>, what: &str) -> Result<T> {
+    value.ok_or_else(|| Error::Internal(anyhow::anyhow!("stored {what} is unreadable")))
+}
+
+pub(crate) async fn tenant_row(conn: &impl ConnectionTrait, t: TenantId) -> Result<tenants::Model> {
+    tenants::Entity::find_by_id(t.0)
+        .one(conn)
+        .await
+        .db()?
+        .ok_or_else(|| Error::not_found("tenant"))
+}
+
+/// The person behind a caller: the programming key and its holder, or the credential.
+async fn person_of(conn: &impl ConnectionTrait, p: &Principal) -> Result<Person> {
+    let employee_id = match p.kind {
+        PrincipalKind::User => programming_keys::Entity::find_by_id(p.id)
+            .one(conn)
+            .await
+            .db()?
+            .and_then(|k| k.employee_id),
+        _ => None,
+    };
+    Ok(Person {
+        credential_id: p.id,
+        employee_id,
+    })
+}
+
+/// An approver able to act: key holds the role and can log in, holder has an e-mail.
+struct Approver {
+    person: Person,
+    email: String,
+}
+
+async fn approvers_able_to_act(
+    conn: &impl ConnectionTrait,
+    t: TenantId,
+    now: DateTime<Utc>,
+) -> Result<Vec<Approver>> {
+    let keys = programming_keys::Entity::find()
+        .filter(programming_keys::Column::TenantId.eq(t.0))
+        .filter(programming_keys::Column::Status.eq(KeyStatus::Issued.as_str()))
+        .filter(programming_keys::Column::Blocked.eq(false))
+        .all(conn)
+        .await
+        .db()?;
+    let holders: Vec<Uuid> = keys.iter().filter_map(|k| k.employee_id).collect();
+    let people = employees::Entity::find()
+        .filter(employees::Column::TenantId.eq(t.0))
+        .filter(employees::Column::Id.is_in(holders))
+        .all(conn)
+        .await
+        .db()?;
+    let mut approvers = Vec::new();
+    for row in &keys {
+        let key = key_to_domain(row)?;
+        let holder = people
+            .iter()
+            .find(|e| Some(e.id) == key.employee_id)
+            .map(|e| crate::employees::to_domain(e.clone()));
+        if key.can_act_as_approver(holder.as_ref(), now)
+            && let Some(email) = holder.and_then(|h| h.email)
+        {
+            approvers.push(Approver {
+                person: Person {
+                    credential_id: key.id,
+                    employee_id: key.employee_id,
+                },
+                email,
+            });
+        }
+    }
+    Ok(approvers)
+}
+
+pub(crate) fn summary_of(r: &requests::Model) -> Result<RequestSummary> {
+    Ok(RequestSummary {
+        id: r.id,
+        target_type: parse(TargetType::parse(&r.target_type), "target type")?,
+        target_marking: r.target_marking.clone(),
+        target_name: r.target_name.clone(),
+        requested_by: r.requested_by_name.clone(),
+        requested_at: r.requested_at,
+        comment: r.comment.clone(),
+    })
+}
+
+/// The requester's e-mail address, when a person with one made the request.
+async fn requester_email(conn: &impl ConnectionTrait, r: &requests::Model) -> Result<Vec<String>> {
+    let Some(employee) = r.requested_by_employee_id else {
+        return Ok(vec![]);
+    };
+    let row = employees::Entity::find_by_id(employee)
+        .one(conn)
+        .await
+        .db()?;
+    Ok(row.and_then(|e| e.email).into_iter().collect())
+}
+
+/// Tells the requester how their request ended, unless they ended it themselves.
+pub(crate) async fn notify_requester(
+    conn: &impl ConnectionTrait,
+    store: &Store,
+    tenant: &tenants::Model,
+    r: &requests::Model,
+    notice: Notice,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let to = requester_email(conn, r).await?;
+    enqueue(conn, tenant, &to, &notice, &store.public_url, now).await
+}
+
+/// Moves a request to `status`, recording it in the history.
+pub(crate) async fn set_request_status(
+    conn: &impl ConnectionTrait,
+    actor: &Actor,
+    r: requests::Model,
+    status: RequestStatus,
+    reason: Option<String>,
+    now: DateTime<Utc>,
+) -> Result<requests::Model> {
+    let (tenant, id, from) = (TenantId(r.tenant_id), r.id, r.status.clone());
+    let mut active: requests::ActiveModel = r.into();
+    active.status = Set(status.as_str().to_owned());
+    active.updated_at = Set(now);
+    if !status.is_open() {
+        active.closed_at = Set(Some(now));
+        active.reason = Set(reason.clone());
+    }
+    let row = active.update(conn).await.db()?;
+    let details = json!({"from": from, "to": status.as_str(), "reason": reason});
+    append(
+        conn,
+        tenant,
+        actor,
+        now,
+        vec![NewEntry::new(
+            "request.status_changed",
+            names::REQUEST,
+            id,
+            details,
+        )],
+    )
+    .await?;
+    Ok(row)
+}
+
+async fn load_target(
+    conn: &impl ConnectionTrait,
+    t: TenantId,
+    target_type: TargetType,
+    id: Uuid,
+) -> Result<TargetRef> {
+    match target_type {
+        TargetType::Key => {
+            let key = crate::keys::key_to_domain(
+                scoped::<keys::Entity>(conn, t, id, false, "key").await?,
+            )?;
+            if !key.model.keeps_event_log() {
+                return Err(Error::rule(
+                    ErrorCode::NoEventLog,
+                    "a basic key keeps no event log",
+                ));
+            }
+            if key.status != KeyStatus::Issued {
+                return Err(Error::rule(
+                    ErrorCode::KeyNotIssued,
+                    "the key is not issued to an employee",
+                ));
+            }
+            Ok(TargetRef {
+                target_type,
+                id,
+                marking: key.marking,
+                name: key.name,
+            })
+        }
+        TargetType::Cylinder => {
+            let c = scoped::<cylinders::Entity>(conn, t, id, false, "cylinder").await?;
+            Ok(TargetRef {
+                target_type,
+                id,
+                marking: c.marking,
+                name: c.name,
+            })
+        }
+    }
+}
+
+fn open_request_conflict(err: Error) -> Error {
+    match err.code() {
+        ErrorCode::AlreadyExists => Error::rule(
+            ErrorCode::RequestAlreadyOpen,
+            "a request for this target is already open",
+        ),
+        _ => err,
+    }
+}
+
+/// Decisions of a request, oldest first.
+async fn decisions_of(
+    conn: &impl ConnectionTrait,
+    request_ids: Vec<Uuid>,
+) -> Result<Vec<decisions::Model>> {
+    decisions::Entity::find()
+        .filter(decisions::Column::RequestId.is_in(request_ids))
+        .order_by_asc(decisions::Column::DecidedAt)
+        .order_by_asc(decisions::Column::Id)
+        .all(conn)
+        .await
+        .db()
+}
+
+fn decision_view(d: &decisions::Model) -> Result<DecisionView> {
+    Ok(DecisionView {
+        verdict: parse(Verdict::parse(&d.decision), "decision")?,
+        comment: d.comment.clone(),
+        employee_id: d.employee_id,
+        programming_key_id: d.programming_key_id,
+        name: d.approver_name.clone(),
+        decided_at: d.decided_at,
+    })
+}
+
+fn request_view(
+    r: &requests::Model,
+    decisions: &[decisions::Model],
+    job: Option<&jobs::Model>,
+) -> Result<RequestView> {
+    let kind = match r.requested_by_kind.as_str() {
+        "webservice" => PrincipalKind::Webservice,
+        _ => PrincipalKind::User,
+    };
+    Ok(RequestView {
+        id: r.id,
+        target: TargetRef {
+            target_type: parse(TargetType::parse(&r.target_type), "target type")?,
+            id: r.target_id,
+            marking: r.target_marking.clone(),
+            name: r.target_name.clone(),
+        },
+        status: parse(RequestStatus::parse(&r.status), "request status")?,
+        comment: r.comment.clone(),
+        requested_by: RequesterView {
+            kind,
+            employee_id: r.requested_by_employee_id,
+            programming_key_id: (kind == PrincipalKind::User).then_some(r.requested_by_id),
+            api_key_id: (kind == PrincipalKind::Webservice).then_some(r.requested_by_id),
+            name: r.requested_by_name.clone(),
+        },
+        requested_at: r.requested_at,
+        approvals_required: r.approvals_required as u8,
+        decisions: decisions
+            .iter()
+            .filter(|d| d.request_id == r.id)
+            .map(decision_view)
+            .collect::<Result<_>>()?,
+        job: job.map(job_view).transpose()?,
+        expires_at: r.expires_at,
+        reason: r.reason.clone(),
+    })
+}
+
+/// Views of many requests with three queries, whatever their number.
+async fn views(conn: &impl ConnectionTrait, rows: &[requests::Model]) -> Result<Vec<RequestView>> {
+    let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
+    let all_decisions = decisions_of(conn, ids.clone()).await?;
+    let all_jobs = latest_jobs(conn, ids).await?;
+    rows.iter()
+        .map(|r| {
+            request_view(
+                r,
+                &all_decisions,
+                all_jobs.iter().find(|j| j.request_id == Some(r.id)),
+            )
+        })
+        .collect()
+}
+
+async fn view_of(conn: &impl ConnectionTrait, t: TenantId, id: Uuid) -> Result<RequestView> {
+    let row = scoped::<requests::Entity>(conn, t, id, false, "event-log request").await?;
+    let mut all = views(conn, std::slice::from_ref(&row)).await?;
+    all.pop()
+        .ok_or_else(|| Error::not_found("event-log request"))
+}
+
+/// Loads a request for a change, locked until the transaction ends.
+async fn lock_request(
+    conn: &impl ConnectionTrait,
+    t: TenantId,
+    id: Uuid,
+) -> Result<requests::Model> {
+    scoped::<requests::Entity>(conn, t, id, true, "event-log request").await
+}
+
+fn approved_state(
+    tenant: &tenants::Model,
+    r: requests::Model,
+    now: DateTime<Utc>,
+) -> requests::ActiveModel {
+    let mut active: requests::ActiveModel = r.into();
+    active.approved_at = Set(Some(now));
+    active.expires_at = Set(Some(
+        now + Duration::hours(i64::from(tenant.execution_ttl_hours)),
+    ));
+    active
+}
+
+impl Store {
+    async fn approve_now(
+        &self,
+        conn: &impl ConnectionTrait,
+        tenant: &tenants::Model,
+        actor: &Actor,
+        r: requests::Model,
+        now: DateTime<Utc>,
+    ) -> Result<requests::Model> {
+        let target_type = parse(TargetType::parse(&r.target_type), "target type")?;
+        let row = approved_state(tenant, r, now).update(conn).await.db()?;
+        let row = set_request_status(conn, actor, row, RequestStatus::Approved, None, now).await?;
+        insert_job(
+            conn,
+            actor,
+            TenantId(tenant.id),
+            countersign_domain::workflow::JobKind::RequestReadout,
+            Some(row.id),
+            target_type,
+            row.target_id,
+            &row.target_marking,
+            JobStatus::initial(target_type),
+            None,
+            now,
+        )
+        .await?;
+        Ok(row)
+    }
 }
 
 #[async_trait::async_trait]
 impl Requests for Store {
-    async fn create_request(&self, _t: TenantId, _by: &Principal, _target_type: TargetType, _target_id: Uuid, _comment: Option<String>) -> Result<RequestView> {
-        Err(unbuilt())
+    async fn create_request(
+        &self,
+        t: TenantId,
+        by: &Principal,
+        target_type: TargetType,
+        target_id: Uuid,
+        comment: Option<String>,
+    ) -> Result<RequestView> {
+        let now = self.clock.now();
+        let txn = self.db.begin().await.db()?;
+        let tenant = tenant_row(&txn, t).await?;
+        let target = load_target(&txn, t, target_type, target_id).await?;
+        let actor = actor_of(&txn, by).await?;
+        let requester = person_of(&txn, by).await?;
+        let approvers: Vec<Approver> = if tenant.approval_required {
+            let able = approvers_able_to_act(&txn, t, now).await?;
+            let able: Vec<Approver> = able
+                .into_iter()
+                .filter(|a| !a.person.is_same_as(&requester))
+                .collect();
+            if able.len() < tenant.approvals_required as usize {
+                return Err(Error::rule(
+                    ErrorCode::NoApproverAvailable,
+                    format!(
+                        "{} approver(s) able to act, {} required",
+                        able.len(),
+                        tenant.approvals_required
+                    ),
+                ));
+            }
+            able
+        } else {
+            Vec::new()
+        };
+        let row = requests::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            tenant_id: Set(t.0),
+            target_type: Set(target_type.as_str().to_owned()),
+            target_id: Set(target.id),
+            target_marking: Set(target.marking.clone()),
+            target_name: Set(target.name.clone()),
+            status: Set(RequestStatus::PendingApproval.as_str().to_owned()),
+            comment: Set(comment.clone()),
+            requested_by_kind: Set(by.kind.as_str().to_owned()),
+            requested_by_id: Set(by.id),
+            requested_by_employee_id: Set(requester.employee_id),
+            requested_by_name: Set(actor.name.clone()),
+            approvals_required: Set(tenant.approvals_required),
+            requested_at: Set(now),
+            approved_at: Set(None),
+            expires_at: Set(Some(
+                now + Duration::hours(i64::from(tenant.request_ttl_hours)),
+            )),
+            closed_at: Set(None),
+            reason: Set(None),
+            updated_at: Set(now),
+        }
+        .insert(&txn)
+        .await
+        .db()
+        .map_err(open_request_conflict)?;
+        let details = json!({
+            "target": {"type": target_type.as_str(), "id": target.id, "marking": target.marking, "name": target.name},
+            "comment": comment,
+            "approval_required": tenant.approval_required,
+            "approvals_required": tenant.approvals_required,
+        });
+        append(
+            &txn,
+            t,
+            &actor,
+            now,
+            vec![NewEntry::new(
+                "request.created",
+                names::REQUEST,
+                row.id,
+                details,
+            )],
+        )
+        .await?;
+        if tenant.approval_required {
+            let to: Vec<String> = approvers.into_iter().map(|a| a.email).collect();
+            enqueue(
+                &txn,
+                &tenant,
+                &to,
+                &Notice::ApprovalRequested {
+                    request: summary_of(&row)?,
+                },
+                &self.public_url,
+                now,
+            )
+            .await?;
+        } else {
+            let note = json!({"approval": "no approval required"});
+            append(
+                &txn,
+                t,
+                &actor,
+                now,
+                vec![NewEntry::new(
+                    "request.auto_approved",
+                    names::REQUEST,
+                    row.id,
+                    note,
+                )],
+            )
+            .await?;
+            self.approve_now(&txn, &tenant, &actor, row.clone(), now)
+                .await?;
+        }
+        let view = view_of(&txn, t, row.id).await?;
+        txn.commit().await.db()?;
+        Ok(view)
     }
-    async fn list_requests(&self, _t: TenantId, _filter: RequestFilter, _page: PageRequest) -> Result<Page<RequestView>> {
-        Err(unbuilt())
+
+    async fn list_requests(
+        &self,
+        t: TenantId,
+        filter: RequestFilter,
+        page: PageRequest,
+    ) -> Result<Page<RequestView>> {
+        let mut query = requests::Entity::find().filter(requests::Column::TenantId.eq(t.0));
+        if let Some(status) = filter.status {
+            query = query.filter(requests::Column::Status.eq(status.as_str()));
+        }
+        if let Some(target_type) = filter.target_type {
+            query = query.filter(requests::Column::TargetType.eq(target_type.as_str()));
+        }
+        if let Some(after) = page.after {
+            query = query.filter(requests::Column::Id.gt(after));
+        }
+        let rows = query
+            .order_by_asc(requests::Column::Id)
+            .limit(page.fetch())
+            .all(&self.db)
+            .await
+            .db()?;
+        let rows = Page::from_rows(rows, &page, |r| r.id);
+        let items = views(&self.db, &rows.items).await?;
+        Ok(Page {
+            items,
+            next_cursor: rows.next_cursor,
+        })
     }
-    async fn get_request(&self, _t: TenantId, _id: Uuid) -> Result<RequestView> {
-        Err(unbuilt())
+
+    async fn get_request(&self, t: TenantId, id: Uuid) -> Result<RequestView> {
+        view_of(&self.db, t, id).await
     }
-    async fn decide(&self, _t: TenantId, _by: &Principal, _id: Uuid, _verdict: Verdict, _comment: Option<String>) -> Result<RequestView> {
-        Err(unbuilt())
+
+    async fn decide(
+        &self,
+        t: TenantId,
+        by: &Principal,
+        id: Uuid,
+        verdict: Verdict,
+        comment: Option<String>,
+    ) -> Result<RequestView> {
+        let now = self.clock.now();
+        let txn = self.db.begin().await.db()?;
+        let row = lock_request(&txn, t, id).await?;
+        let tenant = tenant_row(&txn, t).await?;
+        let approver = person_of(&txn, by).await?;
+        let status = parse(RequestStatus::parse(&row.status), "request status")?;
+        let cast = decisions_of(&txn, vec![row.id]).await?;
+        let pending = Request::restore(status, || PendingRequest {
+            requester: Person {
+                credential_id: row.requested_by_id,
+                employee_id: row.requested_by_employee_id,
+            },
+            approvals_required: row.approvals_required as u8,
+            decisions: cast
+                .iter()
+                .filter_map(|d| {
+                    Some(CastDecision {
+                        verdict: Verdict::parse(&d.decision)?,
+                        approver: Person {
+                            credential_id: d.programming_key_id,
+                            employee_id: Some(d.employee_id),
+                        },
+                    })
+                })
+                .collect(),
+        })
+        .into_pending()?;
+        let outcome = pending.decide(approver, verdict)?;
+        let employee_id = approver.employee_id.ok_or_else(|| {
+            Error::rule(
+                ErrorCode::Forbidden,
+                "only a person with a programming key decides",
+            )
+        })?;
+        let able = approvers_able_to_act(&txn, t, now).await?;
+        if !able.iter().any(|a| a.person.credential_id == by.id) {
+            return Err(Error::rule(
+                ErrorCode::Forbidden,
+                "an approver acts only while their key is issued, valid and unblocked and its holder has an e-mail address",
+            ));
+        }
+        let actor = actor_of(&txn, by).await?;
+        decisions::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            tenant_id: Set(t.0),
+            request_id: Set(row.id),
+            decision: Set(verdict.as_str().to_owned()),
+            comment: Set(comment.clone()),
+            programming_key_id: Set(by.id),
+            employee_id: Set(employee_id),
+            approver_name: Set(actor.name.clone()),
+            decided_at: Set(now),
+        }
+        .insert(&txn)
+        .await
+        .db()
+        .map_err(|e| match e.code() {
+            ErrorCode::AlreadyExists => Error::rule(
+                ErrorCode::AlreadyDecided,
+                "you have already decided on this request",
+            ),
+            _ => e,
+        })?;
+        let details = json!({
+            "verdict": verdict.as_str(),
+            "comment": comment,
+            "approver": {"employee_id": employee_id, "programming_key_id": by.id, "name": actor.name},
+        });
+        append(
+            &txn,
+            t,
+            &actor,
+            now,
+            vec![NewEntry::new(
+                "request.decided",
+                names::REQUEST,
+                row.id,
+                details,
+            )],
+        )
+        .await?;
+        let request = summary_of(&row)?;
+        let ended = match outcome {
+            DecisionOutcome::StillPending(_) => None,
+            DecisionOutcome::Approved(_) => {
+                Some(self.approve_now(&txn, &tenant, &actor, row, now).await?)
+            }
+            DecisionOutcome::Rejected => Some(
+                set_request_status(&txn, &actor, row, RequestStatus::Rejected, None, now).await?,
+            ),
+        };
+        if let Some(row) = ended {
+            let notice = Notice::RequestDecided {
+                request,
+                verdict,
+                approver: actor.name.clone(),
+                comment,
+            };
+            notify_requester(&txn, self, &tenant, &row, notice, now).await?;
+        }
+        let view = view_of(&txn, t, id).await?;
+        txn.commit().await.db()?;
+        Ok(view)
     }
-    async fn cancel_request(&self, _t: TenantId, _by: &Principal, _id: Uuid, _reason: Option<String>) -> Result<RequestView> {
-        Err(unbuilt())
+
+    async fn cancel_request(
+        &self,
+        t: TenantId,
+        by: &Principal,
+        id: Uuid,
+        reason: Option<String>,
+    ) -> Result<RequestView> {
+        let now = self.clock.now();
+        let txn = self.db.begin().await.db()?;
+        let row = lock_request(&txn, t, id).await?;
+        let actor = actor_of(&txn, by).await?;
+        cancel_locked(&txn, &actor, row, reason, now).await?;
+        let view = view_of(&txn, t, id).await?;
+        txn.commit().await.db()?;
+        Ok(view)
     }
-    async fn transfer_request(&self, _t: TenantId, _by: &Principal, _id: Uuid, _programming_key_id: Uuid) -> Result<RequestView> {
-        Err(unbuilt())
+
+    async fn transfer_request(
+        &self,
+        t: TenantId,
+        by: &Principal,
+        id: Uuid,
+        programming_key_id: Uuid,
+    ) -> Result<RequestView> {
+        let now = self.clock.now();
+        let txn = self.db.begin().await.db()?;
+        let row = lock_request(&txn, t, id).await?;
+        if row.status != RequestStatus::Approved.as_str()
+            || row.target_type != TargetType::Cylinder.as_str()
+        {
+            return Err(Error::rule(
+                ErrorCode::InvalidStateTransition,
+                "only an approved cylinder request is transferred",
+            ));
+        }
+        let key_row = crate::keys::referenced::<programming_keys::Entity>(
+            &txn,
+            t,
+            programming_key_id,
+            "programming key",
+        )
+        .await?;
+        let key = key_to_domain(&key_row)?;
+        if !key.roles.contains(Role::CylinderProgrammer) {
+            return Err(Error::rule(
+                ErrorCode::InvalidRole,
+                "the programming key lacks the cylinder_programmer role",
+            ));
+        }
+        if key.login_refusal(now).is_some() {
+            return Err(Error::rule(
+                ErrorCode::ValidationFailed,
+                "the programming key must be issued, valid and not blocked",
+            ));
+        }
+        let job = latest_jobs(&txn, vec![row.id])
+            .await?
+            .pop()
+            .ok_or_else(|| Error::not_found("readout job"))?;
+        let actor = actor_of(&txn, by).await?;
+        let details = json!({"programming_key_id": key.id, "programming_key_marking": key.marking});
+        set_job_status(
+            &txn,
+            &actor,
+            job,
+            countersign_domain::workflow::JobEvent::Transfer,
+            Some(Some(key.id)),
+            details,
+            now,
+        )
+        .await?;
+        let tenant = tenant_row(&txn, t).await?;
+        let holder = match key.employee_id {
+            Some(e) => employees::Entity::find_by_id(e)
+                .one(&txn)
+                .await
+                .db()?
+                .and_then(|e| e.email),
+            None => None,
+        };
+        let notice = Notice::JobTransferred {
+            request: summary_of(&row)?,
+            programming_key_marking: key.marking,
+        };
+        enqueue(
+            &txn,
+            &tenant,
+            &holder.into_iter().collect::<Vec<_>>(),
+            &notice,
+            &self.public_url,
+            now,
+        )
+        .await?;
+        let view = view_of(&txn, t, id).await?;
+        txn.commit().await.db()?;
+        Ok(view)
     }
 }
 
-#[async_trait::async_trait]
-impl Jobs for Store {
-    async fn list_jobs(&self, _t: TenantId, _filter: JobFilter, _page: PageRequest) -> Result<Page<JobView>> {
-        Err(unbuilt())
+/// Cancels a locked request and its job; refused while the job is under way.
+pub(crate) async fn cancel_locked(
+    conn: &impl ConnectionTrait,
+    actor: &Actor,
+    row: requests::Model,
+    reason: Option<String>,
+    now: DateTime<Utc>,
+) -> Result<requests::Model> {
+    let status = parse(RequestStatus::parse(&row.status), "request status")?;
+    let job = latest_jobs(conn, vec![row.id]).await?.pop();
+    let job_status = job.as_ref().and_then(|j| JobStatus::parse(&j.status));
+    let busy = job_status.is_some_and(JobStatus::is_busy);
+    let status = Request::restore(status, || PendingRequest {
+        requester: Person {
+            credential_id: row.requested_by_id,
+            employee_id: None,
+        },
+        approvals_required: 1,
+        decisions: vec![],
+    })
+    .cancel(busy)?;
+    if let Some(job) = job.filter(|_| job_status.is_some_and(|s| !s.is_terminal())) {
+        set_job_status(
+            conn,
+            actor,
+            job,
+            countersign_domain::workflow::JobEvent::Cancel,
+            None,
+            json!({"reason": reason}),
+            now,
+        )
+        .await?;
     }
-    async fn get_job(&self, _t: TenantId, _id: Uuid, _programming_key_id: Option<Uuid>) -> Result<JobView> {
-        Err(unbuilt())
+    set_request_status(conn, actor, row, status, reason, now).await
+}
+
+/// A user key was returned: its open request is cancelled (`target_returned`)
+/// unless the readout is under way, and the requester is told.
+pub(crate) async fn on_key_returned(
+    conn: &impl ConnectionTrait,
+    store: &Store,
+    actor: &Actor,
+    t: TenantId,
+    key_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let open = requests::Entity::find()
+        .filter(requests::Column::TenantId.eq(t.0))
+        .filter(requests::Column::TargetType.eq(TargetType::Key.as_str()))
+        .filter(requests::Column::TargetId.eq(key_id))
+        .filter(requests::Column::Status.is_in([
+            RequestStatus::PendingApproval.as_str(),
+            RequestStatus::Approved.as_str(),
+        ]))
+        .lock_exclusive()
+        .all(conn)
+        .await
+        .db()?;
+    let tenant = tenant_row(conn, t).await?;
+    for row in open {
+        let request = summary_of(&row)?;
+        let reason = Some("target_returned".to_owned());
+        if let Ok(row) = cancel_locked(conn, actor, row, reason.clone(), now).await {
+            let notice = Notice::RequestEnded {
+                request,
+                status: RequestStatus::Cancelled,
+                reason,
+            };
+            notify_requester(conn, store, &tenant, &row, notice, now).await?;
+        }
     }
-    async fn desk_readout(&self, _t: TenantId, _by: &Principal, _key_id: Uuid, _device_id: Uuid) -> Result<JobView> {
-        Err(unbuilt())
-    }
+    Ok(())
 }

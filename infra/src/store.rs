@@ -16,6 +16,7 @@ use uuid::Uuid;
 
 use crate::db::DbResult;
 use crate::revocation::{Revocation, RevocationList};
+use crate::signing::HistorySigner;
 
 pub struct Store {
     pub(crate) db: DatabaseConnection,
@@ -23,6 +24,8 @@ pub struct Store {
     pub(crate) revocations: Arc<RevocationList>,
     /// Base of links in e-mails.
     pub(crate) public_url: String,
+    /// Signs history chain heads; configured outside the database.
+    pub(crate) signer: Arc<HistorySigner>,
 }
 
 impl Store {
@@ -32,7 +35,20 @@ impl Store {
         revocations: Arc<RevocationList>,
         public_url: String,
     ) -> Self {
-        Self { db, clock, revocations, public_url }
+        Self {
+            db,
+            clock,
+            revocations,
+            public_url,
+            signer: Arc::new(HistorySigner::generate()),
+        }
+    }
+
+    /// The configured key that signs history chain heads. Without it, a key of
+    /// this process only: chains it signed do not verify after a restart.
+    pub fn with_history_signer(mut self, signer: Arc<HistorySigner>) -> Self {
+        self.signer = signer;
+        self
     }
 
     pub fn connection(&self) -> &DatabaseConnection {

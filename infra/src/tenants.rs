@@ -1,5 +1,6 @@
 //! Tenants: provisioning with the first super administrator, listing, changes.
 
+use countersign_domain::history::{NewEntry, names};
 use countersign_domain::page::{Page, PageRequest};
 use countersign_domain::ports::{NewTenant, ProvisionedTenant, Tenants};
 use countersign_domain::role::{Role, RoleSet};
@@ -11,10 +12,12 @@ use sea_orm::{
     ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
     TransactionTrait,
 };
+use serde_json::json;
 use uuid::Uuid;
 
 use crate::db::DbResult;
 use crate::entities::{employees, programming_keys, tenants};
+use crate::history::{append, changes, operator_actor};
 use crate::revocation::Revocation;
 use crate::secrets;
 use crate::store::Store;
@@ -59,6 +62,22 @@ pub(crate) fn to_domain(m: tenants::Model) -> Result<Tenant> {
         m.created_at,
     )
     .map_err(|_| corrupt("setting"))
+}
+
+/// A tenant's settings as the history records them.
+fn settings_of(tenant: &Tenant) -> serde_json::Value {
+    let s = &tenant.settings;
+    json!({
+        "name": s.name,
+        "base_timezone": tenant.fixed().base_timezone().name(),
+        "approval_required": tenant.fixed().approval_required(),
+        "approvals_required": tenant.fixed().approvals_required(),
+        "locale": locale_str(s.locale),
+        "event_retention_days": s.event_retention_days,
+        "request_ttl_hours": s.request_ttl_hours,
+        "execution_ttl_hours": s.execution_ttl_hours,
+        "status": status_str(s.status),
+    })
 }
 
 fn status_str(status: TenantStatus) -> &'static str {
@@ -110,8 +129,10 @@ impl Tenants for Store {
         .await
         .db()?;
         let roles = RoleSet::from_iter([Role::SuperAdministrator]);
+        let key_id = Uuid::now_v7();
+        let marking = new.admin_marking.clone();
         programming_keys::ActiveModel {
-            id: Set(Uuid::now_v7()),
+            id: Set(key_id),
             tenant_id: Set(id.0),
             marking: Set(new.admin_marking),
             name: Set("Initial super administrator".to_owned()),
@@ -130,6 +151,27 @@ impl Tenants for Store {
         .insert(&txn)
         .await
         .db()?;
+        let entries = vec![
+            NewEntry::new(
+                "tenant.provisioned",
+                names::TENANT,
+                id.0,
+                json!({"slug": tenant.slug, "settings": settings_of(&tenant)}),
+            ),
+            NewEntry::new(
+                "programming_key.created",
+                names::PROGRAMMING_KEY,
+                key_id,
+                json!({
+                    "marking": marking,
+                    "roles": roles,
+                    "status": "issued",
+                    "employee_id": employee_id,
+                    "one_time_pin": true,
+                }),
+            ),
+        ];
+        append(&txn, id, &operator_actor(), now, entries).await?;
         txn.commit().await.db()?;
         Ok(ProvisionedTenant {
             tenant,
@@ -176,6 +218,7 @@ impl Tenants for Store {
             .ok_or_else(|| Error::not_found("tenant"))?;
         let generation = row.token_generation;
         let mut tenant = to_domain(row.clone())?;
+        let before = settings_of(&tenant);
         let was_active = tenant.is_active();
         tenant.apply(change)?;
         let suspended = was_active && !tenant.is_active();
@@ -194,6 +237,16 @@ impl Tenants for Store {
             revocations.push(Revocation::tenant(id.0, generation + 1, now));
         }
         active.update(&txn).await.db()?;
+        let changed = changes(&before, &settings_of(&tenant));
+        if changed.as_object().is_some_and(|c| !c.is_empty()) {
+            let entry = NewEntry::new(
+                "tenant.updated",
+                names::TENANT,
+                id.0,
+                json!({"changes": changed}),
+            );
+            append(&txn, id, &operator_actor(), now, vec![entry]).await?;
+        }
         self.commit_revoking(txn, &revocations).await?;
         Ok(tenant)
     }

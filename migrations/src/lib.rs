@@ -11,7 +11,10 @@ pub struct Migrator;
 #[async_trait::async_trait]
 impl MigratorTrait for Migrator {
     fn migrations() -> Vec<Box<dyn MigrationTrait>> {
-        vec![Box::new(m0001_foundation::Migration), Box::new(m0002_workflow::Migration)]
+        vec![
+            Box::new(m0001_foundation::Migration),
+            Box::new(m0002_workflow::Migration),
+        ]
     }
 }
 

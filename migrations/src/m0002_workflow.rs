@@ -168,7 +168,9 @@ impl MigrationTrait for Migration {
                     .to_owned(),
             )
             .await?;
-        manager.create_index(by_tenant("requests_tenant", R::Table, R::TenantId, R::Id)).await?;
+        manager
+            .create_index(by_tenant("requests_tenant", R::Table, R::TenantId, R::Id))
+            .await?;
         manager
             .create_index(
                 Index::create()
@@ -181,7 +183,14 @@ impl MigrationTrait for Migration {
             )
             .await?;
         manager
-            .create_index(Index::create().name("requests_expiry").table(R::Table).col(R::Status).col(R::ExpiresAt).to_owned())
+            .create_index(
+                Index::create()
+                    .name("requests_expiry")
+                    .table(R::Table)
+                    .col(R::Status)
+                    .col(R::ExpiresAt)
+                    .to_owned(),
+            )
             .await?;
 
         use RequestDecisions as D;
@@ -195,13 +204,28 @@ impl MigrationTrait for Migration {
                     .col(uuid(D::EmployeeId))
                     .col(string(D::ApproverName))
                     .col(timestamp_with_time_zone(D::DecidedAt))
-                    .foreign_key(ForeignKey::create().from(D::Table, D::RequestId).to(R::Table, R::Id))
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from(D::Table, D::RequestId)
+                            .to(R::Table, R::Id),
+                    )
                     .to_owned(),
             )
             .await?;
-        for (name, column) in [("decisions_per_key", D::ProgrammingKeyId), ("decisions_per_person", D::EmployeeId)] {
+        for (name, column) in [
+            ("decisions_per_key", D::ProgrammingKeyId),
+            ("decisions_per_person", D::EmployeeId),
+        ] {
             manager
-                .create_index(Index::create().name(name).table(D::Table).col(D::RequestId).col(column).unique().to_owned())
+                .create_index(
+                    Index::create()
+                        .name(name)
+                        .table(D::Table)
+                        .col(D::RequestId)
+                        .col(column)
+                        .unique()
+                        .to_owned(),
+                )
                 .await?;
         }
 
@@ -224,15 +248,35 @@ impl MigrationTrait for Migration {
                     .col(text_null(J::LastError))
                     .col(timestamp_with_time_zone(J::CreatedAt))
                     .col(timestamp_with_time_zone(J::UpdatedAt))
-                    .foreign_key(ForeignKey::create().from(J::Table, J::RequestId).to(R::Table, R::Id))
+                    .foreign_key(
+                        ForeignKey::create()
+                            .from(J::Table, J::RequestId)
+                            .to(R::Table, R::Id),
+                    )
                     .to_owned(),
             )
             .await?;
-        manager.create_index(by_tenant("jobs_tenant", J::Table, J::TenantId, J::Id)).await?;
         manager
-            .create_index(Index::create().name("jobs_status").table(J::Table).col(J::TenantId).col(J::Status).to_owned())
+            .create_index(by_tenant("jobs_tenant", J::Table, J::TenantId, J::Id))
             .await?;
-        manager.create_index(by_tenant("jobs_request", J::Table, J::TenantId, J::RequestId)).await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("jobs_status")
+                    .table(J::Table)
+                    .col(J::TenantId)
+                    .col(J::Status)
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(by_tenant(
+                "jobs_request",
+                J::Table,
+                J::TenantId,
+                J::RequestId,
+            ))
+            .await?;
 
         use Events as E;
         manager
@@ -299,7 +343,15 @@ impl MigrationTrait for Migration {
             )
             .await?;
         manager
-            .create_index(Index::create().name("history_seq").table(H::Table).col(H::TenantId).col(H::Seq).unique().to_owned())
+            .create_index(
+                Index::create()
+                    .name("history_seq")
+                    .table(H::Table)
+                    .col(H::TenantId)
+                    .col(H::Seq)
+                    .unique()
+                    .to_owned(),
+            )
             .await?;
         manager
             .create_index(
@@ -338,7 +390,15 @@ impl MigrationTrait for Migration {
             )
             .await?;
         manager
-            .create_index(Index::create().name("history_signatures_seq").table(S::Table).col(S::TenantId).col(S::Seq).unique().to_owned())
+            .create_index(
+                Index::create()
+                    .name("history_signatures_seq")
+                    .table(S::Table)
+                    .col(S::TenantId)
+                    .col(S::Seq)
+                    .unique()
+                    .to_owned(),
+            )
             .await?;
 
         use MailOutbox as M;
@@ -361,7 +421,14 @@ impl MigrationTrait for Migration {
             )
             .await?;
         manager
-            .create_index(Index::create().name("outbox_due").table(M::Table).col(M::Status).col(M::NextAttemptAt).to_owned())
+            .create_index(
+                Index::create()
+                    .name("outbox_due")
+                    .table(M::Table)
+                    .col(M::Status)
+                    .col(M::NextAttemptAt)
+                    .to_owned(),
+            )
             .await?;
 
         let db = manager.get_connection();
@@ -372,7 +439,9 @@ impl MigrationTrait for Migration {
     }
 
     async fn down(&self, _manager: &SchemaManager) -> Result<(), DbErr> {
-        Err(DbErr::Migration("the workflow schema is not reverted".into()))
+        Err(DbErr::Migration(
+            "the workflow schema is not reverted".into(),
+        ))
     }
 }
 

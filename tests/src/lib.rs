@@ -7,9 +7,11 @@
 #![allow(clippy::unwrap_used)]
 
 use std::net::TcpListener;
+use std::sync::Arc;
 
 use countersign_api::config::Config;
 use countersign_api::server;
+use countersign_infra::mail::Mailer;
 use reqwest::{Method, StatusCode};
 use sea_orm::{ConnectionTrait, DatabaseConnection};
 use serde_json::{Value, json};
@@ -28,6 +30,8 @@ pub struct TestApp {
     pub base: String,
     pub backend: Backend,
     pub db: DatabaseConnection,
+    /// The server's own store, for what the API does not offer (storing events, retention).
+    pub store: std::sync::Arc<countersign_infra::Store>,
     client: reqwest::Client,
     _dir: Option<tempfile::TempDir>,
 }
@@ -84,46 +88,68 @@ async fn postgres_database() -> String {
 
 impl TestApp {
     pub async fn spawn(backend: Backend) -> TestApp {
-        let (database_url, redis_url, dir) = match backend {
+        Self::spawn_with(backend, |_| {}).await.0
+    }
+
+    /// [`TestApp::spawn`] with the configuration adjusted before the server is
+    /// wired; also hands out the app's outbox worker, which nothing runs yet.
+    pub async fn spawn_with(
+        backend: Backend,
+        adjust: impl FnOnce(&mut Config),
+    ) -> (TestApp, Arc<Mailer>) {
+        let (database_url, redis_url, dir, history_signing_key_file) = match backend {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().unwrap();
+                // Embedded mode generates the history signing key beside the database.
                 (
                     format!("sqlite://{}", dir.path().join("test.db").display()),
                     None,
                     Some(dir),
+                    None,
                 )
             }
             Backend::Postgres => {
                 let redis = std::env::var("TEST_REDIS_URL")
                     .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-                (postgres_database().await, Some(redis), None)
+                let dir = tempfile::tempdir().unwrap();
+                let key = dir.path().join("history-signing-key.pem");
+                let pem = countersign_infra::signing::HistorySigner::generate()
+                    .to_pem()
+                    .unwrap();
+                std::fs::write(&key, pem).unwrap();
+                (postgres_database().await, Some(redis), Some(dir), Some(key))
             }
         };
-        let config = Config {
+        let mut config = Config {
             listen: "127.0.0.1:0".into(),
             database_url: database_url.clone(),
             redis_url,
             operator_key: Some(OPERATOR_KEY.into()),
             jwt_secret: Some(JWT_SECRET.into()),
+            history_signing_key_file,
             demo: false,
             ..Config::default()
         };
+        adjust(&mut config);
         let db = countersign_infra::db::connect(&database_url, 2)
             .await
             .unwrap();
         countersign_infra::db::migrate(&db).await.unwrap();
         let wiring = server::wire(&config).await.unwrap();
+        let store = wiring.store.clone();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let running = server::run(wiring.state, listener).unwrap();
         tokio::spawn(running);
-        TestApp {
+        let app = TestApp {
             base,
             backend,
             db,
+            store,
             client: reqwest::Client::new(),
             _dir: dir,
-        }
+        };
+        (app, wiring.mailer)
     }
 
     pub async fn call(
@@ -305,6 +331,193 @@ macro_rules! on_both_databases {
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn postgres() {
                     super::$scenario($crate::TestApp::spawn($crate::Backend::Postgres).await).await;
+                }
+            }
+        )*
+    };
+}
+
+/// A real SMTP server (`tests/smtp_sink.py`, aiosmtpd) on a free port that
+/// keeps every mail it accepts; it can be stopped and started again on the
+/// same port. Needs `python3` with `aiosmtpd` (`pip install aiosmtpd==1.4.6`).
+pub struct SmtpSink {
+    port: u16,
+    dir: tempfile::TempDir,
+    process: tokio::sync::Mutex<Option<tokio::process::Child>>,
+}
+
+/// A mail as the SMTP server received it, headers decoded.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct ReceivedMail {
+    /// The envelope's recipients.
+    pub rcpt_tos: Vec<String>,
+    pub from: String,
+    pub subject: String,
+    pub message_id: String,
+    pub body: String,
+}
+
+impl SmtpSink {
+    /// How long [`SmtpSink::wait_for`] waits.
+    pub const PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
+
+    pub async fn start() -> SmtpSink {
+        let dir = tempfile::tempdir().unwrap();
+        let (child, port) = Self::launch(dir.path(), 0).await;
+        SmtpSink {
+            port,
+            dir,
+            process: tokio::sync::Mutex::new(Some(child)),
+        }
+    }
+
+    /// `smtp://127.0.0.1:PORT` (no TLS).
+    pub fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    /// Stops the server: connections are refused until [`SmtpSink::restart`].
+    pub async fn stop(&self) {
+        if let Some(mut child) = self.process.lock().await.take() {
+            child.kill().await.unwrap();
+        }
+    }
+
+    /// Starts the server again on the same port, keeping what it received.
+    pub async fn restart(&self) {
+        let mut process = self.process.lock().await;
+        assert!(process.is_none(), "the SMTP sink is running");
+        *process = Some(Self::launch(self.dir.path(), self.port).await.0);
+    }
+
+    /// Everything received so far.
+    pub fn received(&self) -> Vec<ReceivedMail> {
+        let mut mails = Vec::new();
+        for entry in std::fs::read_dir(self.dir.path()).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "json") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                mails.push(serde_json::from_str(&text).unwrap());
+            }
+        }
+        mails
+    }
+
+    /// The mails received for `recipient` whose subject contains `subject`.
+    pub fn received_for(&self, recipient: &str, subject: &str) -> Vec<ReceivedMail> {
+        self.received()
+            .into_iter()
+            .filter(|m| m.rcpt_tos.iter().any(|r| r == recipient) && m.subject.contains(subject))
+            .collect()
+    }
+
+    /// Waits up to [`SmtpSink::PATIENCE`] for a mail to `recipient` whose
+    /// subject contains `subject`; panics when none arrives.
+    pub async fn wait_for(&self, recipient: &str, subject: &str) -> ReceivedMail {
+        let deadline = tokio::time::Instant::now() + Self::PATIENCE;
+        loop {
+            if let Some(mail) = self.received_for(recipient, subject).into_iter().next() {
+                return mail;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no mail to {recipient} with `{subject}` within {:?}; received: {:#?}",
+                Self::PATIENCE,
+                self.received()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits up to [`SmtpSink::PATIENCE`] until at least `count` mails arrived.
+    pub async fn wait_for_count(&self, count: usize) -> Vec<ReceivedMail> {
+        let deadline = tokio::time::Instant::now() + Self::PATIENCE;
+        loop {
+            let mails = self.received();
+            if mails.len() >= count {
+                return mails;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{} of {count} mails within {:?}",
+                mails.len(),
+                Self::PATIENCE
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn launch(dir: &std::path::Path, port: u16) -> (tokio::process::Child, u16) {
+        use tokio::io::AsyncBufReadExt;
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/smtp_sink.py");
+        // The port of a killed server can take a moment to be free again.
+        for _ in 0..50 {
+            let mut child = tokio::process::Command::new("python3")
+                .arg(script)
+                .arg("--port")
+                .arg(port.to_string())
+                .arg("--dir")
+                .arg(dir)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::inherit())
+                .kill_on_drop(true)
+                .spawn()
+                .expect("python3 for the SMTP sink");
+            let stdout = child.stdout.take().unwrap();
+            let mut first = String::new();
+            let read = tokio::time::timeout(
+                std::time::Duration::from_secs(10),
+                tokio::io::BufReader::new(stdout).read_line(&mut first),
+            )
+            .await;
+            if let Ok(Ok(_)) = read
+                && let Ok(bound) = first.trim().parse()
+            {
+                return (child, bound);
+            }
+            let _ = child.kill().await;
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("the SMTP sink did not start (is aiosmtpd installed? pip install aiosmtpd==1.4.6)");
+    }
+}
+
+impl TestApp {
+    /// Like [`TestApp::spawn`], but mails go over SMTP to the returned sink,
+    /// and the outbox worker runs every [`TestApp::MAIL_EVERY`].
+    pub async fn spawn_with_smtp(backend: Backend) -> (TestApp, SmtpSink) {
+        let sink = SmtpSink::start().await;
+        let smtp_url = sink.url();
+        let (app, mailer) =
+            Self::spawn_with(backend, |config| config.smtp_url = Some(smtp_url)).await;
+        tokio::spawn(countersign_api::workers::deliver_mail(
+            mailer,
+            Self::MAIL_EVERY,
+        ));
+        (app, sink)
+    }
+
+    /// How often the outbox worker of [`TestApp::spawn_with_smtp`] runs.
+    pub const MAIL_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+}
+
+/// Runs an `async fn(TestApp, SmtpSink)` scenario once on SQLite and once on
+/// PostgreSQL, with mail over SMTP.
+#[macro_export]
+macro_rules! on_both_databases_with_smtp {
+    ($($scenario:ident),* $(,)?) => {
+        $(
+            mod $scenario {
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn sqlite() {
+                    let (app, sink) = $crate::TestApp::spawn_with_smtp($crate::Backend::Sqlite).await;
+                    super::$scenario(app, sink).await;
+                }
+
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn postgres() {
+                    let (app, sink) = $crate::TestApp::spawn_with_smtp($crate::Backend::Postgres).await;
+                    super::$scenario(app, sink).await;
                 }
             }
         )*

@@ -159,7 +159,11 @@ pub async fn rotate_agent_secret(
 ) -> Result<web::Json<AgentSecretOut>, ApiError> {
     let t = caller.principal.tenant_for(Action::ManageAgents)?;
     Ok(web::Json(
-        state.store.rotate_agent_secret(t, *id).await?.into(),
+        state
+            .store
+            .rotate_agent_secret(t, &caller.principal, *id)
+            .await?
+            .into(),
     ))
 }
 

@@ -78,7 +78,10 @@ pub async fn create_api_key(
     let t = caller.principal.tenant_for(Action::ManageApiKeys)?;
     let b = body.into_inner();
     let roles = RoleSet::for_webservice(b.roles)?;
-    let created = state.store.create_api_key(t, b.name, roles).await?;
+    let created = state
+        .store
+        .create_api_key(t, &caller.principal, b.name, roles)
+        .await?;
     Ok(HttpResponse::Created().json(ApiKeyCreatedOut {
         api_key: created.item.into(),
         key: created.secret,
@@ -148,6 +151,9 @@ pub async fn delete_api_key(
     id: web::Path<Uuid>,
 ) -> Result<HttpResponse, ApiError> {
     let t = caller.principal.tenant_for(Action::ManageApiKeys)?;
-    state.store.delete_api_key(t, *id).await?;
+    state
+        .store
+        .delete_api_key(t, &caller.principal, *id)
+        .await?;
     Ok(HttpResponse::NoContent().finish())
 }

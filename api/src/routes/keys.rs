@@ -104,7 +104,10 @@ pub async fn create_key(
     body: Valid<KeyIn>,
 ) -> Result<HttpResponse, ApiError> {
     let t = caller.principal.tenant_for(Action::ManageInventory)?;
-    let key = state.store.create_key(t, body.into_inner().into()).await?;
+    let key = state
+        .store
+        .create_key(t, &caller.principal, body.into_inner().into())
+        .await?;
     Ok(HttpResponse::Created().json(KeyOut::from(key)))
 }
 
@@ -180,7 +183,11 @@ pub async fn update_key(
         key_group_id: b.key_group_id,
     };
     Ok(web::Json(
-        state.store.update_key(t, *id, change).await?.into(),
+        state
+            .store
+            .update_key(t, &caller.principal, *id, change)
+            .await?
+            .into(),
     ))
 }
 
@@ -193,7 +200,11 @@ async fn command(
 ) -> Result<web::Json<KeyOut>, ApiError> {
     let t = caller.principal.tenant_for(action)?;
     Ok(web::Json(
-        state.store.command_key(t, id, command).await?.into(),
+        state
+            .store
+            .command_key(t, &caller.principal, id, command)
+            .await?
+            .into(),
     ))
 }
 

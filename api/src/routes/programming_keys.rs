@@ -122,7 +122,10 @@ pub async fn create_programming_key(
         valid_from: b.valid_from,
         valid_until: b.valid_until,
     };
-    let key = state.store.create_programming_key(t, new).await?;
+    let key = state
+        .store
+        .create_programming_key(t, &caller.principal, new)
+        .await?;
     Ok(HttpResponse::Created().json(ProgrammingKeyOut::from(key)))
 }
 
@@ -206,7 +209,7 @@ pub async fn update_programming_key(
     Ok(web::Json(
         state
             .store
-            .update_programming_key(t, *id, change)
+            .update_programming_key(t, &caller.principal, *id, change)
             .await?
             .into(),
     ))
@@ -222,7 +225,7 @@ async fn command(
     Ok(web::Json(
         state
             .store
-            .command_programming_key(t, id, command)
+            .command_programming_key(t, &caller.principal, id, command)
             .await?
             .into(),
     ))
@@ -344,7 +347,7 @@ pub async fn set_programming_key_pin(
     let t = caller.principal.tenant_for(Action::ManageProgrammingKeys)?;
     state
         .store
-        .set_programming_key_pin(t, *id, &body.0.pin)
+        .set_programming_key_pin(t, &caller.principal, *id, &body.0.pin)
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }

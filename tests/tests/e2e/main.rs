@@ -4,5 +4,9 @@
 
 mod auth;
 mod directory;
+mod event_data;
+mod history;
+mod mail;
 mod openapi;
 mod tenants;
+mod workflow;

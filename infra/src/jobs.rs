@@ -1,0 +1,279 @@
+//! Readout jobs on the administrators' side: creation, transitions, listing and desk readouts.
+
+use chrono::{DateTime, Utc};
+use countersign_domain::directory::DeviceKind;
+use countersign_domain::history::{Actor, NewEntry, names};
+use countersign_domain::page::{Page, PageRequest};
+use countersign_domain::permission::Principal;
+use countersign_domain::ports::{JobFilter, JobView, Jobs};
+use countersign_domain::tenant::TenantId;
+use countersign_domain::workflow::{JobEvent, JobKind, JobStatus, TargetType};
+use countersign_domain::{Error, ErrorCode, Result};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, TransactionTrait,
+};
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::db::DbResult;
+use crate::entities::{keys, readout_jobs as jobs, remote_devices};
+use crate::history::{actor_of, append};
+use crate::keys::referenced;
+use crate::store::{Store, scoped};
+
+fn unreadable(what: &str) -> Error {
+    Error::Internal(anyhow::anyhow!("stored {what} is unreadable"))
+}
+
+pub(crate) fn job_view(j: &jobs::Model) -> Result<JobView> {
+    Ok(JobView {
+        id: j.id,
+        kind: JobKind::parse(&j.kind).ok_or_else(|| unreadable("job kind"))?,
+        request_id: j.request_id,
+        target_type: TargetType::parse(&j.target_type).ok_or_else(|| unreadable("target type"))?,
+        target_id: j.target_id,
+        target_marking: j.target_marking.clone(),
+        status: JobStatus::parse(&j.status).ok_or_else(|| unreadable("job status"))?,
+        device_id: j.device_id,
+        programming_key_id: j.programming_key_id,
+        attempts: j.attempts,
+        lease_expires_at: j.lease_expires_at,
+        created_at: j.created_at,
+        updated_at: j.updated_at,
+    })
+}
+
+/// The newest job of each request.
+pub(crate) async fn latest_jobs(
+    conn: &impl ConnectionTrait,
+    request_ids: Vec<Uuid>,
+) -> Result<Vec<jobs::Model>> {
+    let mut rows = jobs::Entity::find()
+        .filter(jobs::Column::RequestId.is_in(request_ids))
+        .order_by_desc(jobs::Column::Id)
+        .all(conn)
+        .await
+        .db()?;
+    let mut seen = std::collections::HashSet::new();
+    rows.retain(|j| seen.insert(j.request_id));
+    Ok(rows)
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn insert_job(
+    conn: &impl ConnectionTrait,
+    actor: &Actor,
+    t: TenantId,
+    kind: JobKind,
+    request_id: Option<Uuid>,
+    target_type: TargetType,
+    target_id: Uuid,
+    target_marking: &str,
+    status: JobStatus,
+    device_id: Option<Uuid>,
+    now: DateTime<Utc>,
+) -> Result<jobs::Model> {
+    let row = jobs::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        tenant_id: Set(t.0),
+        kind: Set(kind.as_str().to_owned()),
+        request_id: Set(request_id),
+        target_type: Set(target_type.as_str().to_owned()),
+        target_id: Set(target_id),
+        target_marking: Set(target_marking.to_owned()),
+        status: Set(status.as_str().to_owned()),
+        device_id: Set(device_id),
+        programming_key_id: Set(None),
+        attempts: Set(0),
+        lease_token: Set(None),
+        lease_expires_at: Set(None),
+        resume_status: Set(None),
+        last_error: Set(None),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(conn)
+    .await
+    .db()?;
+    let details = json!({
+        "kind": kind.as_str(), "request_id": request_id, "status": status.as_str(),
+        "target": {"type": target_type.as_str(), "id": target_id, "marking": target_marking}, "device_id": device_id,
+    });
+    append(
+        conn,
+        t,
+        actor,
+        now,
+        vec![NewEntry::new("job.created", names::JOB, row.id, details)],
+    )
+    .await?;
+    Ok(row)
+}
+
+/// Moves a job through the domain's transition function and records it.
+/// `programming_key`: `Some(value)` replaces the job's programming key.
+pub(crate) async fn set_job_status(
+    conn: &impl ConnectionTrait,
+    actor: &Actor,
+    job: jobs::Model,
+    event: JobEvent,
+    programming_key: Option<Option<Uuid>>,
+    mut details: serde_json::Value,
+    now: DateTime<Utc>,
+) -> Result<jobs::Model> {
+    let from = JobStatus::parse(&job.status).ok_or_else(|| unreadable("job status"))?;
+    let resume = job.resume_status.as_deref().and_then(JobStatus::parse);
+    let to = from.next(event, resume)?;
+    let (t, id) = (TenantId(job.tenant_id), job.id);
+    let mut active: jobs::ActiveModel = job.into();
+    active.status = Set(to.as_str().to_owned());
+    active.updated_at = Set(now);
+    if let Some(key) = programming_key {
+        active.programming_key_id = Set(key);
+    }
+    if to != JobStatus::Running {
+        active.lease_token = Set(None);
+        active.lease_expires_at = Set(None);
+        active.resume_status = Set(None);
+    }
+    let row = active.update(conn).await.db()?;
+    if let Some(map) = details.as_object_mut() {
+        map.insert("from".into(), json!(from.as_str()));
+        map.insert("to".into(), json!(to.as_str()));
+    }
+    append(
+        conn,
+        t,
+        actor,
+        now,
+        vec![NewEntry::new("job.status_changed", names::JOB, id, details)],
+    )
+    .await?;
+    Ok(row)
+}
+
+#[async_trait::async_trait]
+impl Jobs for Store {
+    async fn list_jobs(
+        &self,
+        t: TenantId,
+        filter: JobFilter,
+        page: PageRequest,
+    ) -> Result<Page<JobView>> {
+        let mut query = jobs::Entity::find().filter(jobs::Column::TenantId.eq(t.0));
+        if let Some(status) = filter.status {
+            query = query.filter(jobs::Column::Status.eq(status.as_str()));
+        }
+        if let Some(kind) = filter.kind {
+            query = query.filter(jobs::Column::Kind.eq(kind.as_str()));
+        }
+        if let Some(key) = filter.programming_key_id {
+            query = query.filter(jobs::Column::ProgrammingKeyId.eq(key));
+        }
+        if let Some(after) = page.after {
+            query = query.filter(jobs::Column::Id.gt(after));
+        }
+        let rows = query
+            .order_by_asc(jobs::Column::Id)
+            .limit(page.fetch())
+            .all(&self.db)
+            .await
+            .db()?;
+        let rows = Page::from_rows(rows, &page, |j| j.id);
+        Ok(Page {
+            items: rows.items.iter().map(job_view).collect::<Result<_>>()?,
+            next_cursor: rows.next_cursor,
+        })
+    }
+
+    async fn get_job(
+        &self,
+        t: TenantId,
+        id: Uuid,
+        programming_key_id: Option<Uuid>,
+    ) -> Result<JobView> {
+        let job = scoped::<jobs::Entity>(&self.db, t, id, false, "readout job").await?;
+        if programming_key_id.is_some_and(|key| job.programming_key_id != Some(key)) {
+            return Err(Error::not_found("readout job"));
+        }
+        job_view(&job)
+    }
+
+    async fn desk_readout(
+        &self,
+        t: TenantId,
+        by: &Principal,
+        key_id: Uuid,
+        device_id: Uuid,
+    ) -> Result<JobView> {
+        let now = self.clock.now();
+        let txn = self.db.begin().await.db()?;
+        let key = crate::keys::key_to_domain(
+            scoped::<keys::Entity>(&txn, t, key_id, false, "key").await?,
+        )?;
+        if !key.model.keeps_event_log() {
+            return Err(Error::rule(
+                ErrorCode::NoEventLog,
+                "a basic key keeps no event log",
+            ));
+        }
+        let device =
+            referenced::<remote_devices::Entity>(&txn, t, device_id, "remote device").await?;
+        if DeviceKind::parse(&device.kind) != Some(DeviceKind::DeskUnit) {
+            return Err(Error::rule(
+                ErrorCode::ValidationFailed,
+                "a desk readout needs a desk_unit",
+            ));
+        }
+        let actor = actor_of(&txn, by).await?;
+        let job = insert_job(
+            &txn,
+            &actor,
+            t,
+            JobKind::DeskReadout,
+            None,
+            TargetType::Key,
+            key.id,
+            &key.marking,
+            JobStatus::Queued,
+            Some(device.id),
+            now,
+        )
+        .await?;
+        txn.commit().await.db()?;
+        job_view(&job)
+    }
+}
+
+/// A programming key was returned or blocked: cylinder jobs transferred to it
+/// but not yet loaded go back to `awaiting_transfer`.
+pub(crate) async fn on_programming_key_withdrawn(
+    conn: &impl ConnectionTrait,
+    actor: &Actor,
+    t: TenantId,
+    key_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    let held = jobs::Entity::find()
+        .filter(jobs::Column::TenantId.eq(t.0))
+        .filter(jobs::Column::ProgrammingKeyId.eq(key_id))
+        .filter(jobs::Column::Status.eq(JobStatus::Transferred.as_str()))
+        .lock_exclusive()
+        .all(conn)
+        .await
+        .db()?;
+    for job in held {
+        set_job_status(
+            conn,
+            actor,
+            job,
+            JobEvent::Untransfer,
+            Some(None),
+            json!({"reason": "programming key withdrawn"}),
+            now,
+        )
+        .await?;
+    }
+    Ok(())
+}

@@ -1,0 +1,614 @@
+//! The history: what the foundation records, who may read it, and that
+//! tampering behind the application's back is detected.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use countersign_domain::history::Actor;
+use countersign_infra::Store;
+use countersign_infra::clock::SystemClock;
+use countersign_infra::revocation::RevocationList;
+use countersign_infra::signing::HistorySigner;
+use countersign_tests::{Backend, Tenant, TestApp, on_both_databases};
+use reqwest::Method;
+use sea_orm::{ConnectionTrait, DbBackend, QueryResult, Statement, Value as DbValue};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+/// Every page of `GET /v1/history{query}`, followed through the cursor.
+async fn all_history(app: &TestApp, token: &str, query: &str) -> Vec<Value> {
+    let mut items = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let sep = if query.is_empty() { "?" } else { "&" };
+        let path = match &cursor {
+            Some(c) => format!("/v1/history{query}{sep}limit=3&cursor={c}"),
+            None => format!("/v1/history{query}{sep}limit=3"),
+        };
+        let page = app.get(&path, token).await.assert(200);
+        items.extend(page["items"].as_array().unwrap().iter().cloned());
+        match page["next_cursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => return items,
+        }
+    }
+}
+
+fn actions(items: &[Value]) -> Vec<&str> {
+    items
+        .iter()
+        .map(|i| i["action"].as_str().unwrap())
+        .collect()
+}
+
+async fn outbox_recipients(app: &TestApp) -> Vec<String> {
+    let rows = app
+        .db
+        .query_all_raw(Statement::from_string(
+            app.db.get_database_backend(),
+            "SELECT recipient FROM mail_outbox ORDER BY created_at, recipient",
+        ))
+        .await
+        .unwrap();
+    rows.iter()
+        .map(|r| r.try_get::<String>("", "recipient").unwrap())
+        .collect()
+}
+
+async fn me(app: &TestApp, token: &str) -> Uuid {
+    app.get("/v1/me", token).await.assert(200)["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+async fn actions_appear_in_order_with_their_actor(app: TestApp) {
+    let tenant = app.tenant("hist", true).await;
+    let admin_key = me(&app, &tenant.admin).await;
+    let (auditor_key, auditor) = app
+        .person(&tenant, "AUD-1", &["auditor"], Some("aud@hist.example"))
+        .await;
+    // The auditor is told that the approver role was granted; the approver,
+    // whose PIN the administrator set, is told that too.
+    let (_, approver) = app
+        .person(&tenant, "APP-1", &["approver"], Some("app@hist.example"))
+        .await;
+    let mails: Vec<String> = outbox_recipients(&app)
+        .await
+        .into_iter()
+        .filter(|r| r.ends_with("@hist.example"))
+        .collect();
+    assert_eq!(
+        mails,
+        ["aud@hist.example", "app@hist.example"],
+        "approver role granted → approvers and auditors; PIN set → holder"
+    );
+
+    let holder = app
+        .post(
+            "/v1/employees",
+            &tenant.admin,
+            json!({"name": "Kim Keyholder"}),
+        )
+        .await
+        .assert(201);
+    let key = app
+        .post(
+            "/v1/keys",
+            &tenant.admin,
+            json!({"marking": "K-1", "name": "Key 1", "model": "e3"}),
+        )
+        .await
+        .assert(201);
+    let key_id = key["id"].as_str().unwrap();
+    app.post(
+        &format!("/v1/keys/{key_id}/issue"),
+        &tenant.admin,
+        json!({"employee_id": holder["id"]}),
+    )
+    .await
+    .assert(200);
+    app.post(
+        &format!("/v1/keys/{key_id}/return"),
+        &tenant.admin,
+        json!({}),
+    )
+    .await
+    .assert(200);
+    let pk = app
+        .post(
+            "/v1/programming-keys",
+            &tenant.admin,
+            json!({"marking": "SYS-1", "name": "Sys", "roles": ["system_administrator"]}),
+        )
+        .await
+        .assert(201);
+    let pk_path = format!("/v1/programming-keys/{}", pk["id"].as_str().unwrap());
+    app.patch(
+        &pk_path,
+        &tenant.admin,
+        json!({"roles": ["system_administrator", "receptionist"], "name": "Sys 2"}),
+    )
+    .await
+    .assert(200);
+    app.post(&format!("{pk_path}/block"), &tenant.admin, json!({}))
+        .await
+        .assert(200);
+    app.post(&format!("{pk_path}/unblock"), &tenant.admin, json!({}))
+        .await
+        .assert(200);
+    let api_key = app
+        .post(
+            "/v1/api-keys",
+            &tenant.admin,
+            json!({"name": "ERP", "roles": ["system_administrator"]}),
+        )
+        .await
+        .assert(201);
+    let api_key_id = api_key["api_key"]["id"].as_str().unwrap();
+    app.token(json!({"grant_type": "api_key", "tenant": tenant.slug, "api_key": api_key["key"]}))
+        .await
+        .assert(200);
+    app.call(
+        Method::DELETE,
+        &format!("/v1/api-keys/{api_key_id}"),
+        Some(&tenant.admin),
+        None,
+    )
+    .await
+    .assert_status(204);
+    let agent = app
+        .post("/v1/agents", &tenant.admin, json!({"name": "Site A"}))
+        .await
+        .assert(201);
+    let agent_id = agent["agent"]["id"].as_str().unwrap();
+    let rotated = app
+        .post(
+            &format!("/v1/agents/{agent_id}/rotate-secret"),
+            &tenant.admin,
+            json!({}),
+        )
+        .await
+        .assert(200);
+
+    let all = all_history(&app, &auditor, "").await;
+    for (i, entry) in all.iter().enumerate() {
+        assert_eq!(entry["seq"], json!(i + 1), "consecutive sequence numbers");
+        let prev = if i == 0 {
+            countersign_infra::history::GENESIS
+        } else {
+            all[i - 1]["hash"].as_str().unwrap()
+        };
+        assert_eq!(entry["prev_hash"], prev, "each entry links to the previous");
+    }
+    let everything = actions(&all);
+    assert_eq!(
+        &everything[..5],
+        [
+            "tenant.provisioned",
+            "programming_key.created",
+            "auth.login",
+            "programming_key.pin_set",
+            "auth.login"
+        ]
+    );
+    assert_eq!(all[0]["actor"]["kind"], "operator");
+    assert_eq!(
+        all[0]["subject"],
+        json!({"type": "tenant", "id": tenant.id})
+    );
+    // The first login used the one-time PIN; the holder then set their own.
+    assert_eq!(all[2]["details"]["pin_change_required"], true);
+    assert_eq!(all[3]["details"]["by_holder"], true);
+    let tail: Vec<&str> = everything
+        .iter()
+        .copied()
+        .skip_while(|a| *a != "key.created")
+        .collect();
+    assert_eq!(
+        tail,
+        [
+            "key.created",
+            "key.issued",
+            "key.returned",
+            "programming_key.created",
+            "programming_key.updated",
+            "programming_key.roles_changed",
+            "programming_key.blocked",
+            "programming_key.unblocked",
+            "api_key.created",
+            "auth.login",
+            "api_key.deleted",
+            "agent.secret_rotated",
+        ]
+    );
+
+    let issued = all_history(
+        &app,
+        &tenant.admin,
+        &format!("?subject_type=key&subject_id={key_id}&action=key.issued"),
+    )
+    .await;
+    assert_eq!(issued.len(), 1);
+    let issued = &issued[0];
+    assert_eq!(
+        issued["actor"],
+        json!({"kind": "user", "id": admin_key, "name": "Ada Admin", "programming_key_id": admin_key})
+    );
+    assert_eq!(issued["details"]["employee_id"], holder["id"]);
+    assert_eq!(issued["details"]["employee_name"], "Kim Keyholder");
+
+    let webservice = all
+        .iter()
+        .find(|e| e["details"]["grant_type"] == "api_key")
+        .unwrap();
+    assert_eq!(
+        (
+            &webservice["actor"]["kind"],
+            &webservice["actor"]["name"],
+            &webservice["subject"]
+        ),
+        (
+            &json!("webservice"),
+            &json!("ERP"),
+            &json!({"type": "api_key", "id": api_key_id})
+        )
+    );
+
+    let roles = all
+        .iter()
+        .find(|e| e["action"] == "programming_key.roles_changed")
+        .unwrap();
+    assert_eq!(
+        roles["details"]["old_roles"],
+        json!(["system_administrator"])
+    );
+    assert_eq!(
+        roles["details"]["new_roles"],
+        json!(["system_administrator", "receptionist"])
+    );
+    let updated = all
+        .iter()
+        .find(|e| e["action"] == "programming_key.updated")
+        .unwrap();
+    assert_eq!(
+        updated["details"]["changes"],
+        json!({"name": {"old": "Sys", "new": "Sys 2"}})
+    );
+    for entry in &all {
+        let details = entry["details"].to_string();
+        for secret in [
+            "246810",
+            "97531",
+            "1357",
+            api_key["key"].as_str().unwrap(),
+            agent["secret"].as_str().unwrap(),
+            rotated["secret"].as_str().unwrap(),
+        ] {
+            assert!(!details.contains(secret), "no PIN or secret in {details}");
+        }
+    }
+
+    // Filters: the actor, the action, the time range.
+    let by_auditor = all_history(&app, &tenant.admin, &format!("?actor_id={auditor_key}")).await;
+    assert!(!by_auditor.is_empty());
+    assert!(
+        by_auditor
+            .iter()
+            .all(|e| e["actor"]["id"] == json!(auditor_key))
+    );
+    let logins = all_history(&app, &tenant.admin, "?action=auth.login").await;
+    assert!(logins.iter().all(|e| e["action"] == "auth.login"));
+    assert!(logins.len() >= 6);
+    let last = all.last().unwrap();
+    let from = encode(last["at"].as_str().unwrap());
+    let later = all_history(&app, &tenant.admin, &format!("?from={from}")).await;
+    assert!(later.iter().any(|e| e["seq"] == last["seq"]));
+    assert!(later.iter().all(|e| e["seq"].as_i64() >= Some(3)));
+    let earlier = all_history(&app, &tenant.admin, "?to=2000-01-01T00:00:00%2B01:00").await;
+    assert!(earlier.is_empty());
+    let bad = app
+        .get("/v1/history?from=2024-01-01T00:00:00", &tenant.admin)
+        .await;
+    assert_eq!((bad.status.as_u16(), bad.code()), (400, "invalid_query"));
+    let bad = app.get("/v1/history?limit=501", &tenant.admin).await;
+    assert_eq!((bad.status.as_u16(), bad.code()), (400, "invalid_query"));
+
+    // The approver sees the history of requests only, and cannot verify.
+    let seen = all_history(&app, &approver, "").await;
+    assert!(
+        seen.iter().all(|e| ["event_log_request", "readout_job"]
+            .contains(&e["subject"]["type"].as_str().unwrap())),
+        "approver sees only request history: {seen:?}"
+    );
+    let hidden = all_history(&app, &approver, "?subject_type=tenant").await;
+    assert!(hidden.is_empty());
+    let reply = app.get("/v1/history/verify", &approver).await;
+    assert_eq!((reply.status.as_u16(), reply.code()), (403, "forbidden"));
+
+    // The auditor sees everything and verifies; a fresh chain is signed first.
+    let verified = app.get("/v1/history/verify", &auditor).await.assert(200);
+    assert_eq!(verified["valid"], true, "{verified}");
+    assert_eq!(verified["entries_checked"], json!(all.len()));
+    assert_eq!(verified["last_signed_seq"], json!(all.len()));
+    assert!(verified["signatures_checked"].as_u64() >= Some(1));
+    assert_eq!(verified["first_broken_seq"], Value::Null);
+
+    // Another tenant's history is its own.
+    let other = app.tenant("hist-other", false).await;
+    let theirs = all_history(&app, &other.admin, "").await;
+    assert!(
+        theirs
+            .iter()
+            .all(|e| e["subject"]["id"] != json!(tenant.id))
+    );
+    assert_eq!(theirs[0]["seq"], 1);
+}
+
+fn encode(time: &str) -> String {
+    time.replace('+', "%2B")
+}
+
+/// `$n` on PostgreSQL, `?` on SQLite.
+fn param(backend: DbBackend, n: usize) -> String {
+    match backend {
+        DbBackend::Postgres => format!("${n}"),
+        _ => "?".to_owned(),
+    }
+}
+
+async fn entries(app: &TestApp, tenant: Uuid) -> Vec<QueryResult> {
+    let backend = app.db.get_database_backend();
+    let sql = format!(
+        "SELECT * FROM history_entries WHERE tenant_id = {} ORDER BY seq",
+        param(backend, 1)
+    );
+    app.db
+        .query_all_raw(Statement::from_sql_and_values(
+            backend,
+            sql,
+            [tenant.into()],
+        ))
+        .await
+        .unwrap()
+}
+
+/// Runs `statements` with the append-only triggers switched off.
+async fn behind_the_back(app: &TestApp, statements: Vec<Statement>) {
+    let backend = app.db.get_database_backend();
+    let (off, on) = match app.backend {
+        Backend::Postgres => (
+            "ALTER TABLE history_entries DISABLE TRIGGER history_append_only",
+            "ALTER TABLE history_entries ENABLE TRIGGER history_append_only",
+        ),
+        Backend::Sqlite => (
+            "DROP TRIGGER history_no_update",
+            "CREATE TRIGGER history_no_update BEFORE UPDATE ON history_entries \
+             BEGIN SELECT RAISE(ABORT, 'history entries are append-only'); END",
+        ),
+    };
+    app.db
+        .execute_raw(Statement::from_string(backend, off))
+        .await
+        .unwrap();
+    for statement in statements {
+        app.db.execute_raw(statement).await.unwrap();
+    }
+    app.db
+        .execute_raw(Statement::from_string(backend, on))
+        .await
+        .unwrap();
+}
+
+fn update_entry(
+    backend: DbBackend,
+    tenant: Uuid,
+    seq: i64,
+    details: Value,
+    prev: &str,
+    hash: &str,
+) -> Statement {
+    let sql = format!(
+        "UPDATE history_entries SET details = {}, prev_hash = {}, hash = {} WHERE tenant_id = {} AND seq = {}",
+        param(backend, 1),
+        param(backend, 2),
+        param(backend, 3),
+        param(backend, 4),
+        param(backend, 5)
+    );
+    let values: [DbValue; 5] = [
+        DbValue::Json(Some(Box::new(details))),
+        prev.into(),
+        hash.into(),
+        tenant.into(),
+        seq.into(),
+    ];
+    Statement::from_sql_and_values(backend, sql, values)
+}
+
+async fn verify(app: &TestApp, tenant: &Tenant) -> Value {
+    app.get("/v1/history/verify", &tenant.admin)
+        .await
+        .assert(200)
+}
+
+async fn tampering_is_detected(app: TestApp) {
+    let tenant = app.tenant("tamper", false).await;
+    for marking in ["K-1", "K-2", "K-3"] {
+        app.post(
+            "/v1/keys",
+            &tenant.admin,
+            json!({"marking": marking, "name": marking, "model": "basic"}),
+        )
+        .await
+        .assert(201);
+    }
+    let intact = verify(&app, &tenant).await;
+    assert_eq!(intact["valid"], true, "{intact}");
+    let signed = intact["last_signed_seq"].as_i64().unwrap();
+    let rows = entries(&app, tenant.id).await;
+    assert_eq!(rows.len() as i64, signed);
+
+    // One entry's details, changed with the trigger off: its hash no longer holds.
+    let backend = app.db.get_database_backend();
+    let target = 6_i64;
+    let row = &rows[(target - 1) as usize];
+    let mut details: Value = row.try_get("", "details").unwrap();
+    details["name"] = json!("Forged");
+    let prev: String = row.try_get("", "prev_hash").unwrap();
+    let hash: String = row.try_get("", "hash").unwrap();
+    behind_the_back(
+        &app,
+        vec![update_entry(
+            backend, tenant.id, target, details, &prev, &hash,
+        )],
+    )
+    .await;
+    let broken = verify(&app, &tenant).await;
+    assert_eq!(broken["valid"], false);
+    assert_eq!(broken["first_broken_seq"], target, "{broken}");
+    assert!(
+        broken["reason"].as_str().unwrap().contains("hash"),
+        "{broken}"
+    );
+
+    // The whole chain rewritten consistently from there on: every hash and
+    // link holds again, but the signed head gives it away.
+    let rows = entries(&app, tenant.id).await;
+    let mut statements = Vec::new();
+    let mut prev: String = rows[(target - 2) as usize].try_get("", "hash").unwrap();
+    for row in &rows[(target - 1) as usize..] {
+        let seq: i64 = row.try_get("", "seq").unwrap();
+        let details: Value = row.try_get("", "details").unwrap();
+        let actor = Actor {
+            kind: row.try_get("", "actor_kind").unwrap(),
+            id: row.try_get("", "actor_id").unwrap(),
+            name: row.try_get("", "actor_name").unwrap(),
+            programming_key_id: row.try_get("", "actor_programming_key_id").unwrap(),
+        };
+        let at: DateTime<Utc> = row.try_get("", "at").unwrap();
+        let action: String = row.try_get("", "action").unwrap();
+        let subject_type: String = row.try_get("", "subject_type").unwrap();
+        let subject_id: Option<Uuid> = row.try_get("", "subject_id").unwrap();
+        let hash = countersign_infra::history::entry_hash(
+            tenant.id,
+            seq,
+            at,
+            &actor,
+            &action,
+            &subject_type,
+            subject_id,
+            &details,
+            &prev,
+        )
+        .unwrap();
+        statements.push(update_entry(backend, tenant.id, seq, details, &prev, &hash));
+        prev = hash;
+    }
+    statements.push(Statement::from_sql_and_values(
+        backend,
+        format!(
+            "UPDATE history_heads SET hash = {} WHERE tenant_id = {}",
+            param(backend, 1),
+            param(backend, 2)
+        ),
+        [prev.into(), tenant.id.into()],
+    ));
+    behind_the_back(&app, statements).await;
+    let rewritten = verify(&app, &tenant).await;
+    assert_eq!(rewritten["valid"], false, "{rewritten}");
+    assert_eq!(rewritten["first_broken_seq"], signed, "{rewritten}");
+    assert!(
+        rewritten["reason"].as_str().unwrap().contains("signed"),
+        "{rewritten}"
+    );
+    assert_eq!(rewritten["entries_checked"], signed);
+}
+
+async fn the_database_refuses_changes_to_history(app: TestApp) {
+    let tenant = app.tenant("append", false).await;
+    verify(&app, &tenant).await;
+    let backend = app.db.get_database_backend();
+    for sql in [
+        "UPDATE history_entries SET action = 'forged'",
+        "UPDATE history_entries SET details = '{}'",
+        "DELETE FROM history_entries",
+        "UPDATE history_signatures SET hash = 'forged'",
+        "DELETE FROM history_signatures",
+    ] {
+        let result = app
+            .db
+            .execute_raw(Statement::from_string(backend, sql))
+            .await;
+        assert!(
+            result.is_err(),
+            "{sql} must be refused on {:?}",
+            app.backend
+        );
+    }
+    assert_eq!(verify(&app, &tenant).await["valid"], true);
+}
+
+async fn heads_are_signed_once_and_only_the_configured_key_counts(app: TestApp) {
+    let first = app.tenant("sign-a", false).await;
+    app.tenant("sign-b", false).await;
+    // Two replicas with one key (not the application's) sign at the same time.
+    let signer = Arc::new(HistorySigner::generate());
+    let revocations = Arc::new(RevocationList::local(app.db.clone()).await.unwrap());
+    let replica = || {
+        Store::new(
+            app.db.clone(),
+            Arc::new(SystemClock),
+            revocations.clone(),
+            app.base.clone(),
+        )
+        .with_history_signer(signer.clone())
+    };
+    let (a, b) = (replica(), replica());
+    let now = Utc::now();
+    let (x, y) = tokio::join!(a.sign_heads(now), b.sign_heads(now));
+    assert_eq!(x.unwrap() + y.unwrap(), 2, "one signature per tenant");
+    assert_eq!(a.sign_heads(now).await.unwrap(), 0, "nothing new to sign");
+
+    let verified = verify(&app, &first).await;
+    assert_eq!(verified["valid"], false, "{verified}");
+    assert_eq!(verified["first_broken_seq"], 5, "{verified}");
+    assert!(
+        verified["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not with the configured key"),
+        "{verified}"
+    );
+}
+
+on_both_databases!(
+    actions_appear_in_order_with_their_actor,
+    tampering_is_detected,
+    the_database_refuses_changes_to_history,
+    heads_are_signed_once_and_only_the_configured_key_counts,
+);
+
+/// Outside embedded mode, the history signing key must be configured.
+#[tokio::test]
+async fn the_signing_key_is_required_outside_embedded_mode() {
+    let config = countersign_api::config::Config {
+        database_url: std::env::var("TEST_DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
+        redis_url: Some("redis://127.0.0.1:6379".into()),
+        operator_key: Some(countersign_tests::OPERATOR_KEY.into()),
+        jwt_secret: Some(countersign_tests::JWT_SECRET.into()),
+        demo: false,
+        ..Default::default()
+    };
+    let err = countersign_api::server::wire(&config)
+        .await
+        .err()
+        .expect("refused without a signing key");
+    assert!(
+        err.to_string()
+            .contains("COUNTERSIGN_HISTORY_SIGNING_KEY_FILE"),
+        "{err}"
+    );
+}
