@@ -215,20 +215,25 @@ impl TestApp {
     /// Provisions a tenant and returns it with a ready super administrator.
     /// The slug gets a random suffix: Redis (login throttling) is shared by all tests.
     pub async fn tenant(&self, slug: &str, approval_required: bool) -> Tenant {
+        self.tenant_with(slug, json!({"approval_required": approval_required}))
+            .await
+    }
+
+    /// Provisions a tenant with `settings` merged over the defaults (approver
+    /// function on, Europe/Berlin, German, TTLs 48 h and 24 h) and returns it
+    /// with a ready super administrator. The slug gets a random suffix.
+    pub async fn tenant_with(&self, slug: &str, settings: Value) -> Tenant {
         let slug = &unique_slug(slug);
         let operator = self.operator().await;
-        let created = self
-            .post(
-                "/v1/tenants",
-                &operator,
-                json!({
-                    "slug": slug, "name": format!("Tenant {slug}"), "base_timezone": "Europe/Berlin", "locale": "de",
-                    "approval_required": approval_required,
-                    "initial_admin": {"employee_name": "Ada Admin", "email": format!("ada@{slug}.example"), "programming_key_marking": "ADMIN-1"}
-                }),
-            )
-            .await
-            .assert(201);
+        let mut body = json!({
+            "slug": slug, "name": format!("Tenant {slug}"), "base_timezone": "Europe/Berlin", "locale": "de",
+            "approval_required": true, "request_ttl_hours": 48, "execution_ttl_hours": 24,
+            "initial_admin": {"employee_name": "Ada Admin", "email": format!("ada@{slug}.example"), "programming_key_marking": "ADMIN-1"}
+        });
+        if let (Some(body), Some(settings)) = (body.as_object_mut(), settings.as_object()) {
+            body.extend(settings.clone());
+        }
+        let created = self.post("/v1/tenants", &operator, body).await.assert(201);
         let one_time = created["initial_pin"].as_str().unwrap().to_owned();
         let first = self.login(slug, "ADMIN-1", &one_time).await.assert(200);
         assert_eq!(first["pin_change_required"], true);
@@ -246,6 +251,35 @@ impl TestApp {
             slug: slug.to_owned(),
             admin: admin["access_token"].as_str().unwrap().to_owned(),
         }
+    }
+
+    /// A user key of `model` issued to a new employee; returns its id.
+    pub async fn issued_key(&self, tenant: &Tenant, marking: &str, model: &str) -> String {
+        let holder = self
+            .post(
+                "/v1/employees",
+                &tenant.admin,
+                json!({"name": format!("Holder {marking}")}),
+            )
+            .await
+            .assert(201);
+        let key = self
+            .post(
+                "/v1/keys",
+                &tenant.admin,
+                json!({"marking": marking, "name": marking, "model": model}),
+            )
+            .await
+            .assert(201);
+        let id = key["id"].as_str().unwrap().to_owned();
+        self.post(
+            &format!("/v1/keys/{id}/issue"),
+            &tenant.admin,
+            json!({"employee_id": holder["id"]}),
+        )
+        .await
+        .assert(200);
+        id
     }
 
     /// Creates an employee and a programming key with `roles` issued to them,

@@ -5,68 +5,18 @@ use countersign_domain::ports::{EventData, EventRecord};
 use countersign_domain::tenant::TenantId;
 use countersign_domain::workflow::TargetType;
 use countersign_tests::{
-    SmtpSink, Tenant, TestApp, on_both_databases, on_both_databases_with_smtp, unique_slug,
+    SmtpSink, Tenant, TestApp, on_both_databases, on_both_databases_with_smtp,
 };
 use serde_json::{Value, json};
 
 /// A tenant with the approver function and `approvals` approvers required.
 async fn tenant_requiring(app: &TestApp, approvals: u8) -> Tenant {
-    let slug = unique_slug("req");
-    let operator = app.operator().await;
-    let created = app
-        .post(
-            "/v1/tenants",
-            &operator,
-            json!({"slug": slug, "name": "Stadtwerke", "base_timezone": "Europe/Berlin", "locale": "de",
-                   "approval_required": true, "approvals_required": approvals, "request_ttl_hours": 48, "execution_ttl_hours": 24,
-                   "initial_admin": {"employee_name": "Ada", "email": "ada@example.org", "programming_key_marking": "ADMIN-1"}}),
-        )
+    app.tenant_with("req", json!({"approvals_required": approvals}))
         .await
-        .assert(201);
-    let pin = created["initial_pin"].as_str().unwrap();
-    let first = app.login(&slug, "ADMIN-1", pin).await.assert(200);
-    app.post(
-        "/v1/me/pin",
-        first["access_token"].as_str().unwrap(),
-        json!({"current_pin": pin, "new_pin": "246810"}),
-    )
-    .await
-    .assert(204);
-    let admin = app.login(&slug, "ADMIN-1", "246810").await.assert(200);
-    Tenant {
-        id: created["tenant"]["id"].as_str().unwrap().parse().unwrap(),
-        slug,
-        admin: admin["access_token"].as_str().unwrap().to_owned(),
-    }
 }
 
-/// An issued user key of `model`; returns its id.
 async fn issued_key(app: &TestApp, tenant: &Tenant, marking: &str, model: &str) -> String {
-    let holder = app
-        .post(
-            "/v1/employees",
-            &tenant.admin,
-            json!({"name": format!("Holder {marking}")}),
-        )
-        .await
-        .assert(201);
-    let key = app
-        .post(
-            "/v1/keys",
-            &tenant.admin,
-            json!({"marking": marking, "name": marking, "model": model}),
-        )
-        .await
-        .assert(201);
-    let id = key["id"].as_str().unwrap().to_owned();
-    app.post(
-        &format!("/v1/keys/{id}/issue"),
-        &tenant.admin,
-        json!({"employee_id": holder["id"]}),
-    )
-    .await
-    .assert(200);
-    id
+    app.issued_key(tenant, marking, model).await
 }
 
 async fn request(app: &TestApp, token: &str, target: &str, id: &str) -> countersign_tests::Reply {
