@@ -8,5 +8,6 @@ mod event_data;
 mod history;
 mod mail;
 mod openapi;
+mod roles;
 mod tenants;
 mod workflow;
