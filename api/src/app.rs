@@ -10,7 +10,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::problem;
 use crate::routes::{
-    agents, api_keys, auth, employees, event_log, health, imports, inventory, jobs, keys,
+    agent, agents, api_keys, auth, employees, event_log, health, imports, inventory, jobs, keys,
     programming_keys, requests, tenants,
 };
 
@@ -36,6 +36,7 @@ pub const JSON_LIMIT: usize = 64 * 1024;
         (name = "agents", description = "On-premise device agents and their credentials"),
         (name = "api-keys", description = "Webservice credentials for integrations"),
         (name = "imports", description = "Extension import: inventory in bulk"),
+        (name = "agent", description = "Device agents: work lists, leases and event uploads"),
         (name = "event-log-requests", description = "Requests to read an event log, and the approvers' decisions"),
         (name = "readout-jobs", description = "The work behind approved requests, automatic collection and desk readouts"),
         (name = "history", description = "The append-only, hash-chained record of everything that happened"),
@@ -132,6 +133,24 @@ fn v1(cfg: &mut ServiceConfig) {
             scope::scope("/imports")
                 .app_data(imports::json_config())
                 .service(imports::import),
+        )
+        // Agents upload large event batches.
+        .service(
+            scope::scope("/agent")
+                .app_data(
+                    web::JsonConfig::default()
+                        .limit(agent::AGENT_JSON_LIMIT)
+                        .error_handler(problem::json_error),
+                )
+                .service(agent::work)
+                .service(agent::key_insertion)
+                .service(agent::programming_key_connection)
+                .service(agent::claim)
+                .service(agent::heartbeat)
+                .service(agent::loaded)
+                .service(agent::events)
+                .service(agent::complete)
+                .service(agent::fail),
         );
 }
 

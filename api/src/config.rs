@@ -35,6 +35,8 @@ pub struct Config {
     pub history_signing_key_file: Option<PathBuf>,
     /// `COUNTERSIGN_DB_MAX_CONNECTIONS`: PostgreSQL pool size.
     pub db_max_connections: u32,
+    /// `COUNTERSIGN_JOB_MAX_ATTEMPTS`: attempts before a retryable job failure is final.
+    pub job_max_attempts: u32,
     /// `COUNTERSIGN_DEMO`: on an empty SQLite database, create the demo tenant.
     pub demo: bool,
 }
@@ -55,6 +57,7 @@ impl Default for Config {
             jwt_private_key_file: None,
             history_signing_key_file: None,
             db_max_connections: 16,
+            job_max_attempts: 5,
             demo: true,
         }
     }

@@ -10,6 +10,7 @@ use countersign_infra::auth::AuthService;
 use countersign_infra::clock::SystemClock;
 use countersign_infra::mail::{Mailer, MailerSettings};
 use countersign_infra::revocation::RevocationList;
+use countersign_infra::signal::WorkSignal;
 use countersign_infra::signing::HistorySigner;
 use countersign_infra::throttle::LoginThrottle;
 use countersign_infra::tokens::TokenKeys;
@@ -42,13 +43,19 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wiring> {
                 .set_connection_timeout(Some(std::time::Duration::from_secs(2)))
                 .set_response_timeout(Some(std::time::Duration::from_secs(2)))
                 .set_number_of_retries(1);
-            Some(redis::aio::ConnectionManager::new_lazy_with_config(
-                client,
+            let manager = redis::aio::ConnectionManager::new_lazy_with_config(
+                client.clone(),
                 manager_config,
-            )?)
+            )?;
+            Some((client, manager))
         }
         None => None,
     };
+    let work_signal = match &redis {
+        Some((client, manager)) => WorkSignal::redis(client.clone(), manager.clone()),
+        None => WorkSignal::local(),
+    };
+    let redis = redis.map(|(_, manager)| manager);
     let revocations = Arc::new(match &redis {
         Some(conn_manager) => RevocationList::redis(conn.clone(), conn_manager.clone()),
         None => RevocationList::local(conn.clone()).await?,
@@ -72,7 +79,9 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wiring> {
     let signer = Arc::new(history_signer(config)?);
     let store = Arc::new(
         Store::new(conn.clone(), clock.clone(), revocations.clone(), public_url)
-            .with_history_signer(signer),
+            .with_history_signer(signer)
+            .with_work_signal(work_signal)
+            .with_job_max_attempts(config.job_max_attempts),
     );
     let mailer = Arc::new(Mailer::new(
         conn.clone(),

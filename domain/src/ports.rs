@@ -356,6 +356,7 @@ pub trait Store:
     + Jobs
     + EventData
     + Sweeper
+    + AgentWork
 {
 }
 
@@ -374,6 +375,7 @@ impl<T> Store for T where
         + Jobs
         + EventData
         + Sweeper
+        + AgentWork
 {
 }
 
@@ -605,4 +607,138 @@ pub struct SweepReport {
 pub trait Sweeper: Send + Sync {
     /// Expires requests past their TTL and deletes event data past retention.
     async fn sweep(&self, now: DateTime<Utc>) -> Result<SweepReport>;
+}
+
+// ---- device agents ---------------------------------------------------------
+
+/// How long a lease lasts without a heartbeat.
+pub const LEASE_SECS: i64 = 60;
+/// The longest long poll.
+pub const MAX_POLL_SECS: u64 = 50;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyWork {
+    pub key_marking: String,
+    pub reason: JobKind,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProgrammingKeyWork {
+    pub programming_key_marking: String,
+    pub load: Vec<Uuid>,
+    pub collect: Vec<Uuid>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeskWork {
+    pub job_id: Uuid,
+    pub device_id: Uuid,
+    pub key_marking: String,
+}
+
+/// What an agent has to do; `version` changes whenever the list does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkList {
+    pub version: String,
+    pub devices: Vec<RemoteDevice>,
+    pub keys: Vec<KeyWork>,
+    pub programming_keys: Vec<ProgrammingKeyWork>,
+    pub desk_readouts: Vec<DeskWork>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub token: Uuid,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claimed {
+    pub job: JobView,
+    pub lease: Lease,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connected {
+    pub load: Vec<Claimed>,
+    pub collect: Vec<Claimed>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobOutcome {
+    Complete,
+    Fail { reason: String, retryable: bool },
+}
+
+/// One event as a device reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadReport {
+    pub received: u64,
+    pub stored: u64,
+}
+
+#[async_trait]
+pub trait AgentWork: Send + Sync {
+    /// Records the agent's last-seen time and version.
+    async fn agent_seen(&self, t: TenantId, agent: Uuid, version: Option<String>) -> Result<()>;
+    /// The work list, at once when it differs from `since`, otherwise when it
+    /// changes or `wait` has passed.
+    async fn poll_work(
+        &self,
+        t: TenantId,
+        agent: Uuid,
+        since: Option<String>,
+        wait: std::time::Duration,
+    ) -> Result<WorkList>;
+    async fn key_inserted(
+        &self,
+        t: TenantId,
+        agent: Uuid,
+        device_id: Uuid,
+        key_marking: &str,
+    ) -> Result<Option<Claimed>>;
+    async fn programming_key_connected(
+        &self,
+        t: TenantId,
+        agent: Uuid,
+        device_id: Uuid,
+        marking: &str,
+    ) -> Result<Connected>;
+    async fn claim_job(
+        &self,
+        t: TenantId,
+        agent: Uuid,
+        job_id: Uuid,
+        device_id: Uuid,
+    ) -> Result<Claimed>;
+    async fn heartbeat(
+        &self,
+        t: TenantId,
+        agent: Uuid,
+        job_id: Uuid,
+        token: Uuid,
+    ) -> Result<Claimed>;
+    async fn job_loaded(
+        &self,
+        t: TenantId,
+        agent: Uuid,
+        job_id: Uuid,
+        token: Uuid,
+    ) -> Result<JobView>;
+    async fn upload_events(
+        &self,
+        t: TenantId,
+        agent: Uuid,
+        job_id: Uuid,
+        token: Uuid,
+        events: Vec<EventRecord>,
+    ) -> Result<UploadReport>;
+    async fn finish_job(
+        &self,
+        t: TenantId,
+        agent: Uuid,
+        job_id: Uuid,
+        token: Uuid,
+        outcome: JobOutcome,
+    ) -> Result<JobView>;
 }

@@ -187,6 +187,7 @@ impl Agents for Store {
             .await
             .db()?;
         txn.commit().await.db()?;
+        self.signal.notify(t.0).await;
         Ok(agent_to_domain(row, wanted.into_iter().collect()))
     }
 }

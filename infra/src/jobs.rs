@@ -242,6 +242,7 @@ impl Jobs for Store {
         )
         .await?;
         txn.commit().await.db()?;
+        self.signal.notify(t.0).await;
         job_view(&job)
     }
 }

@@ -212,6 +212,7 @@ impl Keys for Store {
             crate::requests::on_key_returned(&txn, self, &actor, t, key.id, now).await?;
         }
         txn.commit().await.db()?;
+        self.signal.notify(t.0).await;
         Ok(key)
     }
 }

@@ -1,6 +1,7 @@
 //! Countersign's adapters: the database behind the domain's ports, tokens,
 //! revocation, throttling, hashing and the clock.
 
+mod agent_work;
 mod agents;
 mod api_keys;
 pub mod auth;
@@ -20,6 +21,7 @@ mod programming_keys;
 mod requests;
 pub mod revocation;
 pub mod secrets;
+pub mod signal;
 pub mod signing;
 pub mod store;
 mod sweeper;

@@ -360,6 +360,7 @@ impl ProgrammingKeys for Store {
             crate::jobs::on_programming_key_withdrawn(&txn, &actor, t, key.id, now).await?;
         }
         self.commit_revoking(txn, &revocations).await?;
+        self.signal.notify(t.0).await;
         Ok(key)
     }
 

@@ -488,6 +488,7 @@ impl Requests for Store {
         }
         let view = view_of(&txn, t, row.id).await?;
         txn.commit().await.db()?;
+        self.signal.notify(t.0).await;
         Ok(view)
     }
 
@@ -635,6 +636,7 @@ impl Requests for Store {
         }
         let view = view_of(&txn, t, id).await?;
         txn.commit().await.db()?;
+        self.signal.notify(t.0).await;
         Ok(view)
     }
 
@@ -652,6 +654,7 @@ impl Requests for Store {
         cancel_locked(&txn, &actor, row, reason, now).await?;
         let view = view_of(&txn, t, id).await?;
         txn.commit().await.db()?;
+        self.signal.notify(t.0).await;
         Ok(view)
     }
 
@@ -733,6 +736,7 @@ impl Requests for Store {
         .await?;
         let view = view_of(&txn, t, id).await?;
         txn.commit().await.db()?;
+        self.signal.notify(t.0).await;
         Ok(view)
     }
 }

@@ -26,6 +26,10 @@ pub struct Store {
     pub(crate) public_url: String,
     /// Signs history chain heads; configured outside the database.
     pub(crate) signer: Arc<HistorySigner>,
+    /// Wakes long-polling agents when a tenant's work changes.
+    pub(crate) signal: Arc<crate::signal::WorkSignal>,
+    /// Attempts before a retryable job failure becomes final.
+    pub(crate) job_max_attempts: i32,
 }
 
 impl Store {
@@ -41,6 +45,8 @@ impl Store {
             revocations,
             public_url,
             signer: Arc::new(HistorySigner::generate()),
+            signal: crate::signal::WorkSignal::local(),
+            job_max_attempts: 5,
         }
     }
 
@@ -48,6 +54,16 @@ impl Store {
     /// this process only: chains it signed do not verify after a restart.
     pub fn with_history_signer(mut self, signer: Arc<HistorySigner>) -> Self {
         self.signer = signer;
+        self
+    }
+
+    pub fn with_work_signal(mut self, signal: Arc<crate::signal::WorkSignal>) -> Self {
+        self.signal = signal;
+        self
+    }
+
+    pub fn with_job_max_attempts(mut self, attempts: u32) -> Self {
+        self.job_max_attempts = i32::try_from(attempts).unwrap_or(i32::MAX);
         self
     }
 

@@ -82,6 +82,7 @@ impl Store {
         };
         notify_requester(&txn, self, &tenant, &row, notice, now).await?;
         txn.commit().await.db()?;
+        self.signal.notify(row.tenant_id).await;
         Ok(true)
     }
 }
@@ -104,6 +105,12 @@ impl Sweeper for Store {
             .await
             .db()?;
         let mut report = SweepReport::default();
+        let txn = self.db.begin().await.db()?;
+        let released = crate::agent_work::release_expired_leases(&txn, None, now).await?;
+        txn.commit().await.db()?;
+        for tenant in released {
+            self.signal.notify(tenant).await;
+        }
         for id in due {
             if self.expire_request(id, now).await? {
                 report.requests_expired += 1;

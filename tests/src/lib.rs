@@ -32,6 +32,8 @@ pub struct TestApp {
     pub db: DatabaseConnection,
     /// The server's own store, for what the API does not offer (storing events, retention).
     pub store: std::sync::Arc<countersign_infra::Store>,
+    /// The server's configuration, for replicas.
+    pub config: Config,
     client: reqwest::Client,
     _dir: Option<tempfile::TempDir>,
 }
@@ -131,10 +133,30 @@ impl TestApp {
             ..Config::default()
         };
         adjust(&mut config);
-        let db = countersign_infra::db::connect(&database_url, 2)
+        let db = countersign_infra::db::connect(&config.database_url, 2)
             .await
             .unwrap();
         countersign_infra::db::migrate(&db).await.unwrap();
+        Self::serve(config, backend, db, dir).await
+    }
+
+    /// A second API process on the same database, Redis and keys, as another
+    /// replica behind a load balancer would be.
+    pub async fn replica(&self) -> TestApp {
+        let db = countersign_infra::db::connect(&self.config.database_url, 2)
+            .await
+            .unwrap();
+        Self::serve(self.config.clone(), self.backend, db, None)
+            .await
+            .0
+    }
+
+    async fn serve(
+        config: Config,
+        backend: Backend,
+        db: DatabaseConnection,
+        dir: Option<tempfile::TempDir>,
+    ) -> (TestApp, Arc<Mailer>) {
         let wiring = server::wire(&config).await.unwrap();
         let store = wiring.store.clone();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -146,6 +168,7 @@ impl TestApp {
             backend,
             db,
             store,
+            config,
             client: reqwest::Client::new(),
             _dir: dir,
         };

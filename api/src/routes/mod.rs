@@ -1,5 +1,6 @@
 //! One module per resource; each handler names its permission.
 
+pub mod agent;
 pub mod agents;
 pub mod api_keys;
 pub mod auth;

@@ -2,6 +2,7 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod agent_api;
 mod auth;
 mod directory;
 mod event_data;

@@ -1,0 +1,668 @@
+//! The agent side of readout jobs (SPEC §6, device agent rows): work lists with
+//! long polling, reactions to inserted keys and connected programming keys,
+//! leases, event uploads and the end of a job.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use countersign_domain::directory::{DeviceKind, KeyStatus};
+use countersign_domain::history::{Actor, NewEntry, names};
+use countersign_domain::notification::Notice;
+use countersign_domain::ports::{
+    AgentWork, Claimed, Connected, DeskWork, EventData, EventRecord, JobOutcome, JobView, KeyWork,
+    LEASE_SECS, Lease, ProgrammingKeyWork, UploadReport, WorkList,
+};
+use countersign_domain::tenant::TenantId;
+use countersign_domain::workflow::{
+    ApprovedRequest, JobEvent, JobKind, JobStatus, RequestStatus, TargetType,
+};
+use countersign_domain::{Error, ErrorCode, Result};
+use sea_orm::sea_query::{Expr, LockBehavior, LockType};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set, TransactionTrait,
+};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::db::DbResult;
+use crate::entities::{
+    agents, event_log_requests as requests, keys, programming_keys, readout_jobs as jobs,
+    remote_devices,
+};
+use crate::history::append;
+use crate::inventory::device_to_domain;
+use crate::jobs::{insert_job, job_view, set_job_status};
+use crate::requests::{notify_requester, set_request_status, summary_of, tenant_row};
+use crate::store::{Store, scoped};
+
+fn lease_lost() -> Error {
+    Error::rule(
+        ErrorCode::LeaseLost,
+        "the lease is no longer valid; the job may have been given to another attempt",
+    )
+}
+
+fn unavailable(detail: &str) -> Error {
+    Error::rule(ErrorCode::JobUnavailable, detail.to_owned())
+}
+
+async fn agent_actor(conn: &impl ConnectionTrait, agent: Uuid) -> Result<Actor> {
+    let name = agents::Entity::find_by_id(agent)
+        .one(conn)
+        .await
+        .db()?
+        .map(|a| a.name)
+        .unwrap_or_default();
+    Ok(Actor {
+        kind: "agent".into(),
+        id: Some(agent),
+        name,
+        programming_key_id: None,
+    })
+}
+
+async fn devices_of(
+    conn: &impl ConnectionTrait,
+    t: TenantId,
+    agent: Uuid,
+) -> Result<Vec<remote_devices::Model>> {
+    remote_devices::Entity::find()
+        .filter(remote_devices::Column::TenantId.eq(t.0))
+        .filter(remote_devices::Column::AgentId.eq(agent))
+        .order_by_asc(remote_devices::Column::Id)
+        .all(conn)
+        .await
+        .db()
+}
+
+/// A device of this agent; anything else is as missing as it would be elsewhere.
+async fn own_device(
+    conn: &impl ConnectionTrait,
+    t: TenantId,
+    agent: Uuid,
+    device_id: Uuid,
+) -> Result<remote_devices::Model> {
+    let device =
+        scoped::<remote_devices::Entity>(conn, t, device_id, false, "remote device").await?;
+    if device.agent_id != Some(agent) {
+        return Err(Error::not_found("remote device"));
+    }
+    Ok(device)
+}
+
+fn lease_of(job: &jobs::Model) -> Result<Lease> {
+    match (job.lease_token, job.lease_expires_at) {
+        (Some(token), Some(expires_at)) => Ok(Lease { token, expires_at }),
+        _ => Err(Error::Internal(anyhow::anyhow!(
+            "job {} is running without a lease",
+            job.id
+        ))),
+    }
+}
+
+fn claimed(job: &jobs::Model) -> Result<Claimed> {
+    Ok(Claimed {
+        job: job_view(job)?,
+        lease: lease_of(job)?,
+    })
+}
+
+/// Takes a lease on a job: from queued, transferred or loaded to running.
+async fn claim_row(
+    conn: &impl ConnectionTrait,
+    actor: &Actor,
+    job: jobs::Model,
+    device_id: Uuid,
+    now: DateTime<Utc>,
+) -> Result<jobs::Model> {
+    let from = JobStatus::parse(&job.status).ok_or_else(|| unavailable("unknown job status"))?;
+    from.next(JobEvent::Claim, None)
+        .map_err(|_| unavailable("the job is not waiting for an agent"))?;
+    let (t, id, attempts) = (TenantId(job.tenant_id), job.id, job.attempts + 1);
+    let expires_at = now + chrono::Duration::seconds(LEASE_SECS);
+    let mut active: jobs::ActiveModel = job.into();
+    active.status = Set(JobStatus::Running.as_str().to_owned());
+    active.resume_status = Set(Some(from.as_str().to_owned()));
+    active.lease_token = Set(Some(Uuid::new_v4()));
+    active.lease_expires_at = Set(Some(expires_at));
+    active.device_id = Set(Some(device_id));
+    active.attempts = Set(attempts);
+    active.updated_at = Set(now);
+    let row = active.update(conn).await.db()?;
+    let details = json!({"from": from.as_str(), "to": "running", "device_id": device_id, "attempt": attempts});
+    append(
+        conn,
+        t,
+        actor,
+        now,
+        vec![NewEntry::new("job.claimed", names::JOB, id, details)],
+    )
+    .await?;
+    Ok(row)
+}
+
+/// Jobs of the tenant matching `filter`, locked; taken ones are skipped on PostgreSQL.
+async fn lock_jobs(
+    conn: &impl ConnectionTrait,
+    t: TenantId,
+    filter: sea_orm::Condition,
+) -> Result<Vec<jobs::Model>> {
+    jobs::Entity::find()
+        .filter(jobs::Column::TenantId.eq(t.0))
+        .filter(filter)
+        .order_by_asc(jobs::Column::Id)
+        .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+        .all(conn)
+        .await
+        .db()
+}
+
+/// The running job behind a lease token, locked; a stale token is `lease_lost`.
+async fn leased(
+    conn: &impl ConnectionTrait,
+    t: TenantId,
+    agent: Uuid,
+    job_id: Uuid,
+    token: Uuid,
+    now: DateTime<Utc>,
+) -> Result<jobs::Model> {
+    let job = scoped::<jobs::Entity>(conn, t, job_id, true, "readout job").await?;
+    let devices = devices_of(conn, t, agent).await?;
+    if !job
+        .device_id
+        .is_some_and(|d| devices.iter().any(|own| own.id == d))
+    {
+        return Err(Error::not_found("readout job"));
+    }
+    let valid = job.status == JobStatus::Running.as_str()
+        && job.lease_token == Some(token)
+        && job.lease_expires_at.is_some_and(|until| until > now);
+    if valid { Ok(job) } else { Err(lease_lost()) }
+}
+
+/// Puts running jobs whose lease ran out back where they were.
+pub(crate) async fn release_expired_leases(
+    conn: &impl ConnectionTrait,
+    t: Option<TenantId>,
+    now: DateTime<Utc>,
+) -> Result<Vec<Uuid>> {
+    let mut query = jobs::Entity::find()
+        .filter(jobs::Column::Status.eq(JobStatus::Running.as_str()))
+        .filter(jobs::Column::LeaseExpiresAt.lte(now));
+    if let Some(t) = t {
+        query = query.filter(jobs::Column::TenantId.eq(t.0));
+    }
+    let expired = query
+        .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
+        .all(conn)
+        .await
+        .db()?;
+    let mut tenants = Vec::new();
+    for job in expired {
+        tenants.push(job.tenant_id);
+        set_job_status(
+            conn,
+            &Actor::system(),
+            job,
+            JobEvent::Release,
+            None,
+            json!({"reason": "lease expired"}),
+            now,
+        )
+        .await?;
+    }
+    tenants.dedup();
+    Ok(tenants)
+}
+
+fn version_of(list: &WorkList) -> String {
+    let fingerprint = format!(
+        "{:?}|{:?}|{:?}|{:?}",
+        list.devices, list.keys, list.programming_keys, list.desk_readouts
+    );
+    hex::encode(&Sha256::digest(fingerprint.as_bytes())[..12])
+}
+
+impl Store {
+    async fn work_list(&self, t: TenantId, agent: Uuid) -> Result<WorkList> {
+        let db = &self.db;
+        let devices = devices_of(db, t, agent).await?;
+        let has_remote_unit = devices
+            .iter()
+            .any(|d| d.kind == DeviceKind::RemoteUnit.as_str());
+        let device_ids: Vec<Uuid> = devices.iter().map(|d| d.id).collect();
+        let open = jobs::Entity::find()
+            .filter(jobs::Column::TenantId.eq(t.0))
+            .filter(jobs::Column::Status.is_in([
+                JobStatus::Queued.as_str(),
+                JobStatus::Transferred.as_str(),
+                JobStatus::Loaded.as_str(),
+            ]))
+            .order_by_asc(jobs::Column::Id)
+            .all(db)
+            .await
+            .db()?;
+        let mut keys_to_read: Vec<KeyWork> = Vec::new();
+        let mut desk_readouts = Vec::new();
+        let mut per_key: std::collections::BTreeMap<Uuid, (Vec<Uuid>, Vec<Uuid>)> =
+            Default::default();
+        for job in &open {
+            match (JobKind::parse(&job.kind), JobStatus::parse(&job.status)) {
+                (Some(JobKind::DeskReadout), _) => {
+                    if let Some(device) = job.device_id.filter(|d| device_ids.contains(d)) {
+                        desk_readouts.push(DeskWork {
+                            job_id: job.id,
+                            device_id: device,
+                            key_marking: job.target_marking.clone(),
+                        });
+                    }
+                }
+                (Some(reason), Some(JobStatus::Queued)) if has_remote_unit => {
+                    keys_to_read.push(KeyWork {
+                        key_marking: job.target_marking.clone(),
+                        reason,
+                    });
+                }
+                (_, Some(status @ (JobStatus::Transferred | JobStatus::Loaded)))
+                    if !devices.is_empty() =>
+                {
+                    if let Some(key) = job.programming_key_id {
+                        let entry = per_key.entry(key).or_default();
+                        if status == JobStatus::Transferred {
+                            entry.0.push(job.id)
+                        } else {
+                            entry.1.push(job.id)
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        let tenant = tenant_row(db, t).await?;
+        if has_remote_unit && !tenant.approval_required {
+            let collecting = keys::Entity::find()
+                .filter(keys::Column::TenantId.eq(t.0))
+                .filter(keys::Column::AutoCollection.eq(true))
+                .filter(keys::Column::Status.eq(KeyStatus::Issued.as_str()))
+                .order_by_asc(keys::Column::Marking)
+                .all(db)
+                .await
+                .db()?;
+            keys_to_read.extend(collecting.into_iter().map(|k| KeyWork {
+                key_marking: k.marking,
+                reason: JobKind::AutoCollection,
+            }));
+        }
+        keys_to_read.sort_by(|a, b| a.key_marking.cmp(&b.key_marking));
+        keys_to_read.dedup_by(|a, b| a.key_marking == b.key_marking);
+        let markings = programming_keys::Entity::find()
+            .filter(programming_keys::Column::TenantId.eq(t.0))
+            .filter(programming_keys::Column::Id.is_in(per_key.keys().copied().collect::<Vec<_>>()))
+            .all(db)
+            .await
+            .db()?;
+        let mut programming_keys: Vec<ProgrammingKeyWork> = per_key
+            .into_iter()
+            .filter_map(|(id, (load, collect))| {
+                let marking = markings.iter().find(|k| k.id == id)?.marking.clone();
+                Some(ProgrammingKeyWork {
+                    programming_key_marking: marking,
+                    load,
+                    collect,
+                })
+            })
+            .collect();
+        programming_keys.sort_by(|a, b| a.programming_key_marking.cmp(&b.programming_key_marking));
+        let mut list = WorkList {
+            version: String::new(),
+            devices: devices
+                .into_iter()
+                .map(device_to_domain)
+                .collect::<Result<_>>()?,
+            keys: keys_to_read,
+            programming_keys,
+            desk_readouts,
+        };
+        list.version = version_of(&list);
+        Ok(list)
+    }
+
+    async fn end_request(
+        &self,
+        conn: &impl ConnectionTrait,
+        actor: &Actor,
+        job: &jobs::Model,
+        succeeded: bool,
+        reason: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let Some(request_id) = job.request_id else {
+            return Ok(());
+        };
+        let t = TenantId(job.tenant_id);
+        let row =
+            scoped::<requests::Entity>(conn, t, request_id, true, "event-log request").await?;
+        if row.status != RequestStatus::Approved.as_str() {
+            return Ok(());
+        }
+        let status = ApprovedRequest.finish(succeeded);
+        let request = summary_of(&row)?;
+        let row = set_request_status(conn, actor, row, status, reason.clone(), now).await?;
+        if !succeeded {
+            let tenant = tenant_row(conn, t).await?;
+            notify_requester(
+                conn,
+                self,
+                &tenant,
+                &row,
+                Notice::RequestEnded {
+                    request,
+                    status,
+                    reason,
+                },
+                now,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl AgentWork for Store {
+    async fn agent_seen(&self, t: TenantId, agent: Uuid, version: Option<String>) -> Result<()> {
+        let now = self.clock.now();
+        let mut update = agents::Entity::update_many()
+            .col_expr(agents::Column::LastSeenAt, Expr::value(now))
+            .filter(agents::Column::TenantId.eq(t.0))
+            .filter(agents::Column::Id.eq(agent));
+        if let Some(version) = version.filter(|v| !v.is_empty() && v.len() <= 64) {
+            update = update.col_expr(agents::Column::Version, Expr::value(version));
+        }
+        update.exec(&self.db).await.db()?;
+        Ok(())
+    }
+
+    async fn poll_work(
+        &self,
+        t: TenantId,
+        agent: Uuid,
+        since: Option<String>,
+        wait: Duration,
+    ) -> Result<WorkList> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let notify = self.signal.waiter(t.0);
+        loop {
+            let woken = notify.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            let list = self.work_list(t, agent).await?;
+            let now = tokio::time::Instant::now();
+            if since.as_deref() != Some(list.version.as_str()) || now >= deadline {
+                return Ok(list);
+            }
+            let pause = (deadline - now).min(crate::signal::RECHECK);
+            let _ = tokio::time::timeout(pause, woken).await;
+        }
+    }
+
+    async fn key_inserted(
+        &self,
+        t: TenantId,
+        agent: Uuid,
+        device_id: Uuid,
+        key_marking: &str,
+    ) -> Result<Option<Claimed>> {
+        let now = self.clock.now();
+        let txn = self.db.begin().await.db()?;
+        let device = own_device(&txn, t, agent, device_id).await?;
+        if device.kind != DeviceKind::RemoteUnit.as_str() {
+            return Ok(None);
+        }
+        release_expired_leases(&txn, Some(t), now).await?;
+        let Some(key) = keys::Entity::find()
+            .filter(keys::Column::TenantId.eq(t.0))
+            .filter(keys::Column::Marking.eq(key_marking))
+            .one(&txn)
+            .await
+            .db()?
+        else {
+            return Ok(None);
+        };
+        let actor = agent_actor(&txn, agent).await?;
+        let queued = lock_jobs(
+            &txn,
+            t,
+            sea_orm::Condition::all()
+                .add(jobs::Column::TargetType.eq(TargetType::Key.as_str()))
+                .add(jobs::Column::TargetId.eq(key.id))
+                .add(jobs::Column::Kind.is_in([
+                    JobKind::RequestReadout.as_str(),
+                    JobKind::AutoCollection.as_str(),
+                ]))
+                .add(jobs::Column::Status.eq(JobStatus::Queued.as_str())),
+        )
+        .await?;
+        let job = match queued.into_iter().next() {
+            Some(job) => job,
+            None => {
+                let tenant = tenant_row(&txn, t).await?;
+                let collecting = !tenant.approval_required
+                    && key.auto_collection
+                    && key.status == KeyStatus::Issued.as_str();
+                if !collecting {
+                    return Ok(None);
+                }
+                insert_job(
+                    &txn,
+                    &actor,
+                    t,
+                    JobKind::AutoCollection,
+                    None,
+                    TargetType::Key,
+                    key.id,
+                    &key.marking,
+                    JobStatus::Queued,
+                    Some(device_id),
+                    now,
+                )
+                .await?
+            }
+        };
+        let job = claim_row(&txn, &actor, job, device_id, now).await?;
+        txn.commit().await.db()?;
+        self.signal.notify(t.0).await;
+        Ok(Some(claimed(&job)?))
+    }
+
+    async fn programming_key_connected(
+        &self,
+        t: TenantId,
+        agent: Uuid,
+        device_id: Uuid,
+        marking: &str,
+    ) -> Result<Connected> {
+        let now = self.clock.now();
+        let txn = self.db.begin().await.db()?;
+        own_device(&txn, t, agent, device_id).await?;
+        release_expired_leases(&txn, Some(t), now).await?;
+        let Some(key) = programming_keys::Entity::find()
+            .filter(programming_keys::Column::TenantId.eq(t.0))
+            .filter(programming_keys::Column::Marking.eq(marking))
+            .one(&txn)
+            .await
+            .db()?
+        else {
+            return Ok(Connected {
+                load: vec![],
+                collect: vec![],
+            });
+        };
+        let actor = agent_actor(&txn, agent).await?;
+        let jobs = lock_jobs(
+            &txn,
+            t,
+            sea_orm::Condition::all()
+                .add(jobs::Column::ProgrammingKeyId.eq(key.id))
+                .add(
+                    jobs::Column::Status
+                        .is_in([JobStatus::Transferred.as_str(), JobStatus::Loaded.as_str()]),
+                ),
+        )
+        .await?;
+        let mut connected = Connected {
+            load: vec![],
+            collect: vec![],
+        };
+        for job in jobs {
+            let loading = job.status == JobStatus::Transferred.as_str();
+            let job = claimed(&claim_row(&txn, &actor, job, device_id, now).await?)?;
+            if loading {
+                connected.load.push(job)
+            } else {
+                connected.collect.push(job)
+            }
+        }
+        txn.commit().await.db()?;
+        self.signal.notify(t.0).await;
+        Ok(connected)
+    }
+
+    async fn claim_job(
+        &self,
+        t: TenantId,
+        agent: Uuid,
+        job_id: Uuid,
+        device_id: Uuid,
+    ) -> Result<Claimed> {
+        let now = self.clock.now();
+        let txn = self.db.begin().await.db()?;
+        own_device(&txn, t, agent, device_id).await?;
+        release_expired_leases(&txn, Some(t), now).await?;
+        let job = lock_jobs(
+            &txn,
+            t,
+            sea_orm::Condition::all().add(jobs::Column::Id.eq(job_id)),
+        )
+        .await?
+        .into_iter()
+        .next()
+        .ok_or_else(|| unavailable("the job is taken or does not exist"))?;
+        if job.device_id.is_some_and(|d| d != device_id) {
+            return Err(unavailable("the job belongs to another device"));
+        }
+        let actor = agent_actor(&txn, agent).await?;
+        let job = claim_row(&txn, &actor, job, device_id, now).await?;
+        txn.commit().await.db()?;
+        self.signal.notify(t.0).await;
+        claimed(&job)
+    }
+
+    async fn heartbeat(
+        &self,
+        t: TenantId,
+        agent: Uuid,
+        job_id: Uuid,
+        token: Uuid,
+    ) -> Result<Claimed> {
+        let now = self.clock.now();
+        let txn = self.db.begin().await.db()?;
+        let job = leased(&txn, t, agent, job_id, token, now).await?;
+        let mut active: jobs::ActiveModel = job.into();
+        active.lease_expires_at = Set(Some(now + chrono::Duration::seconds(LEASE_SECS)));
+        active.updated_at = Set(now);
+        let job = active.update(&txn).await.db()?;
+        txn.commit().await.db()?;
+        claimed(&job)
+    }
+
+    async fn job_loaded(
+        &self,
+        t: TenantId,
+        agent: Uuid,
+        job_id: Uuid,
+        token: Uuid,
+    ) -> Result<JobView> {
+        let now = self.clock.now();
+        let txn = self.db.begin().await.db()?;
+        let job = leased(&txn, t, agent, job_id, token, now).await?;
+        let actor = agent_actor(&txn, agent).await?;
+        let job = set_job_status(&txn, &actor, job, JobEvent::Load, None, json!({}), now).await?;
+        txn.commit().await.db()?;
+        self.signal.notify(t.0).await;
+        job_view(&job)
+    }
+
+    async fn upload_events(
+        &self,
+        t: TenantId,
+        agent: Uuid,
+        job_id: Uuid,
+        token: Uuid,
+        events: Vec<EventRecord>,
+    ) -> Result<UploadReport> {
+        let now = self.clock.now();
+        let job = leased(&self.db, t, agent, job_id, token, now).await?;
+        let source = TargetType::parse(&job.target_type)
+            .ok_or_else(|| Error::Internal(anyhow::anyhow!("job target unreadable")))?;
+        let received = events.len() as u64;
+        let stored = self
+            .store_events(t, source, job.target_id, Some(job.id), events)
+            .await?;
+        Ok(UploadReport { received, stored })
+    }
+
+    async fn finish_job(
+        &self,
+        t: TenantId,
+        agent: Uuid,
+        job_id: Uuid,
+        token: Uuid,
+        outcome: JobOutcome,
+    ) -> Result<JobView> {
+        let now = self.clock.now();
+        let txn = self.db.begin().await.db()?;
+        let job = leased(&txn, t, agent, job_id, token, now).await?;
+        let actor = agent_actor(&txn, agent).await?;
+        let job = match outcome {
+            JobOutcome::Complete => {
+                let job =
+                    set_job_status(&txn, &actor, job, JobEvent::Complete, None, json!({}), now)
+                        .await?;
+                self.end_request(&txn, &actor, &job, true, None, now)
+                    .await?;
+                job
+            }
+            JobOutcome::Fail { reason, retryable } => {
+                let retry = retryable && job.attempts < self.job_max_attempts;
+                let mut active: jobs::ActiveModel = job.clone().into();
+                active.last_error = Set(Some(reason.clone()));
+                let job = active.update(&txn).await.db()?;
+                let details =
+                    json!({"reason": reason, "retryable": retryable, "attempts": job.attempts});
+                if retry {
+                    set_job_status(&txn, &actor, job, JobEvent::Release, None, details, now).await?
+                } else {
+                    let job = set_job_status(
+                        &txn,
+                        &actor,
+                        job,
+                        JobEvent::FailForGood,
+                        None,
+                        details,
+                        now,
+                    )
+                    .await?;
+                    self.end_request(&txn, &actor, &job, false, Some(reason), now)
+                        .await?;
+                    job
+                }
+            }
+        };
+        txn.commit().await.db()?;
+        self.signal.notify(t.0).await;
+        job_view(&job)
+    }
+}
