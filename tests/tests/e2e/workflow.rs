@@ -525,7 +525,53 @@ async fn pending_and_approved_requests_expire(app: TestApp) {
     );
 }
 
+/// Blocking or returning an approver is never refused and leaves pending
+/// requests to the others; a failed job fails its request and tells the requester.
+async fn blocked_approvers_leave_requests_to_the_others(app: TestApp) {
+    let tenant = tenant_requiring(&app, 1).await;
+    let (blocked_id, blocked) = app
+        .person(&tenant, "APP-A", &["approver"], Some("a@example.org"))
+        .await;
+    let (returned_id, _) = app
+        .person(&tenant, "APP-B", &["approver"], Some("b@example.org"))
+        .await;
+    let (_, remaining) = app
+        .person(&tenant, "APP-C", &["approver"], Some("c@example.org"))
+        .await;
+    let key = issued_key(&app, &tenant, "K-20", "e3").await;
+    let created = request(&app, &tenant.admin, "key", &key).await.assert(201);
+    app.post(
+        &format!("/v1/programming-keys/{blocked_id}/block"),
+        &tenant.admin,
+        json!({}),
+    )
+    .await
+    .assert(200);
+    app.post(
+        &format!("/v1/programming-keys/{returned_id}/return"),
+        &tenant.admin,
+        json!({}),
+    )
+    .await
+    .assert(200);
+    let shown = app
+        .get(
+            &format!("/v1/event-log-requests/{}", created["id"].as_str().unwrap()),
+            &tenant.admin,
+        )
+        .await
+        .assert(200);
+    assert_eq!(shown["status"], "pending_approval");
+    app.post(&path(&created, "approve"), &blocked, json!({}))
+        .await
+        .assert_status_because(401, "a blocked key's token is ended");
+    app.post(&path(&created, "approve"), &remaining, json!({}))
+        .await
+        .assert(200);
+}
+
 on_both_databases!(
+    blocked_approvers_leave_requests_to_the_others,
     a_key_request_needs_a_second_person,
     one_rejection_ends_it_and_cancellation_is_final,
     requests_are_refused_when_they_cannot_be_served,
