@@ -148,6 +148,7 @@ fn v1(cfg: &mut ServiceConfig) {
                 .service(agent::claim)
                 .service(agent::heartbeat)
                 .service(agent::loaded)
+                .service(agent::release)
                 .service(agent::events)
                 .service(agent::complete)
                 .service(agent::fail),

@@ -725,6 +725,15 @@ pub trait AgentWork: Send + Sync {
         job_id: Uuid,
         token: Uuid,
     ) -> Result<JobView>;
+    /// Hands a lease back unused: the job returns where it was, and the claim
+    /// does not count as an attempt.
+    async fn release_job(
+        &self,
+        t: TenantId,
+        agent: Uuid,
+        job_id: Uuid,
+        token: Uuid,
+    ) -> Result<JobView>;
     async fn upload_events(
         &self,
         t: TenantId,

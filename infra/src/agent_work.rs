@@ -595,6 +595,36 @@ impl AgentWork for Store {
         job_view(&job)
     }
 
+    async fn release_job(
+        &self,
+        t: TenantId,
+        agent: Uuid,
+        job_id: Uuid,
+        token: Uuid,
+    ) -> Result<JobView> {
+        let now = self.clock.now();
+        let txn = self.db.begin().await.db()?;
+        let job = leased(&txn, t, agent, job_id, token, now).await?;
+        let attempts = (job.attempts - 1).max(0);
+        let actor = agent_actor(&txn, agent).await?;
+        let job = set_job_status(
+            &txn,
+            &actor,
+            job,
+            JobEvent::Release,
+            None,
+            json!({"reason": "handed back unused"}),
+            now,
+        )
+        .await?;
+        let mut active: jobs::ActiveModel = job.into();
+        active.attempts = Set(attempts);
+        let job = active.update(&txn).await.db()?;
+        txn.commit().await.db()?;
+        self.signal.notify(t.0).await;
+        job_view(&job)
+    }
+
     async fn upload_events(
         &self,
         t: TenantId,

@@ -125,6 +125,18 @@ impl From<WorkList> for WorkListOut {
     }
 }
 
+/// A job after a lease call that ends or hands back the lease.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct JobOnlyOut {
+    pub job: JobOut,
+}
+
+impl From<countersign_domain::ports::JobView> for JobOnlyOut {
+    fn from(job: countersign_domain::ports::JobView) -> Self {
+        JobOnlyOut { job: job.into() }
+    }
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LeaseOut {
     pub token: Uuid,
@@ -424,7 +436,7 @@ pub async fn heartbeat(
     params(("id" = Uuid, Path)),
     request_body = LeaseIn,
     responses(
-        (status = 200, description = "The cylinder job is on its programming key", body = JobOut),
+        (status = 200, description = "The cylinder job is on its programming key", body = JobOnlyOut),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
@@ -439,12 +451,43 @@ pub async fn loaded(
     request: HttpRequest,
     id: web::Path<Uuid>,
     body: Valid<LeaseIn>,
-) -> Result<web::Json<JobOut>, ApiError> {
+) -> Result<web::Json<JobOnlyOut>, ApiError> {
     let (t, agent_id) = agent(&state, &caller, &request).await?;
     Ok(web::Json(
         state
             .store
             .job_loaded(t, agent_id, *id, body.0.lease_token)
+            .await?
+            .into(),
+    ))
+}
+
+#[utoipa::path(
+    tag = "agent",
+    params(("id" = Uuid, Path)),
+    request_body = LeaseIn,
+    responses(
+        (status = 200, description = "Back where it was; the claim does not count as an attempt", body = JobOnlyOut),
+        (status = 401, body = Problem, content_type = "application/problem+json"),
+        (status = 403, body = Problem, content_type = "application/problem+json"),
+        (status = 404, body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "lease_lost", body = Problem, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+#[post("/jobs/{id}/release")]
+pub async fn release(
+    state: web::Data<AppState>,
+    caller: Caller,
+    request: HttpRequest,
+    id: web::Path<Uuid>,
+    body: Valid<LeaseIn>,
+) -> Result<web::Json<JobOnlyOut>, ApiError> {
+    let (t, agent_id) = agent(&state, &caller, &request).await?;
+    Ok(web::Json(
+        state
+            .store
+            .release_job(t, agent_id, *id, body.0.lease_token)
             .await?
             .into(),
     ))
@@ -503,7 +546,7 @@ pub async fn events(
     params(("id" = Uuid, Path)),
     request_body = LeaseIn,
     responses(
-        (status = 200, body = JobOut),
+        (status = 200, body = JobOnlyOut),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
@@ -518,7 +561,7 @@ pub async fn complete(
     request: HttpRequest,
     id: web::Path<Uuid>,
     body: Valid<LeaseIn>,
-) -> Result<web::Json<JobOut>, ApiError> {
+) -> Result<web::Json<JobOnlyOut>, ApiError> {
     let (t, agent_id) = agent(&state, &caller, &request).await?;
     Ok(web::Json(
         state
@@ -534,7 +577,7 @@ pub async fn complete(
     params(("id" = Uuid, Path)),
     request_body = FailIn,
     responses(
-        (status = 200, description = "Re-queued when retryable and attempts remain; otherwise failed", body = JobOut),
+        (status = 200, description = "Re-queued when retryable and attempts remain; otherwise failed", body = JobOnlyOut),
         (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, body = Problem, content_type = "application/problem+json"),
@@ -549,7 +592,7 @@ pub async fn fail(
     request: HttpRequest,
     id: web::Path<Uuid>,
     body: Valid<FailIn>,
-) -> Result<web::Json<JobOut>, ApiError> {
+) -> Result<web::Json<JobOnlyOut>, ApiError> {
     let (t, agent_id) = agent(&state, &caller, &request).await?;
     let b = body.into_inner();
     let outcome = JobOutcome::Fail {

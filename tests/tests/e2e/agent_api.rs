@@ -240,7 +240,7 @@ async fn a_key_is_read_once_approved_and_its_events_stored_once(app: TestApp) {
         )
         .await
         .assert(200);
-    assert_eq!(done["status"], "completed");
+    assert_eq!(done["job"]["status"], "completed");
     let late = app
         .post(
             &job_path(&read["job"], "complete"),
@@ -354,7 +354,7 @@ async fn lost_leases_and_failures_put_jobs_back(app: TestApp) {
         )
         .await
         .assert(200);
-    assert_eq!(retried["status"], "queued");
+    assert_eq!(retried["job"]["status"], "queued");
     let third = app
         .post("/v1/agent/key-insertions", &site.token, insert)
         .await
@@ -368,7 +368,7 @@ async fn lost_leases_and_failures_put_jobs_back(app: TestApp) {
         )
         .await
         .assert(200);
-    assert_eq!(failed["status"], "failed");
+    assert_eq!(failed["job"]["status"], "failed");
     let shown = app
         .get(
             &format!("/v1/event-log-requests/{}", request["id"].as_str().unwrap()),
@@ -454,7 +454,7 @@ async fn cylinder_jobs_travel_on_a_programming_key(app: TestApp) {
         )
         .await
         .assert(200);
-    assert_eq!(loaded["status"], "loaded");
+    assert_eq!(loaded["job"]["status"], "loaded");
     assert_eq!(
         app.post(&format!("{request_path}/cancel"), &tenant.admin, json!({}))
             .await
@@ -463,6 +463,31 @@ async fn cylinder_jobs_travel_on_a_programming_key(app: TestApp) {
         "a loaded job cannot be called off"
     );
 
+    let early = app
+        .post(
+            "/v1/agent/programming-key-connections",
+            &site.token,
+            connect.clone(),
+        )
+        .await
+        .assert(200);
+    let unvisited = &early["collect"][0];
+    let handed_back = app
+        .post(
+            &job_path(&unvisited["job"], "release"),
+            &site.token,
+            json!({"lease_token": unvisited["lease"]["token"]}),
+        )
+        .await
+        .assert(200);
+    assert_eq!(
+        (
+            handed_back["job"]["status"].as_str(),
+            handed_back["job"]["attempts"].as_i64()
+        ),
+        (Some("loaded"), Some(1)),
+        "not visited yet: back on the key, no attempt spent"
+    );
     let back = app
         .post(
             "/v1/agent/programming-key-connections",
