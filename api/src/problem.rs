@@ -147,3 +147,36 @@ pub fn validation(errors: validator::ValidationErrors) -> ApiError {
     fields.sort();
     ApiError::new(ErrorCode::ValidationFailed, fields.join("; "))
 }
+
+/// The problems every call on one of a tenant's resources may answer.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum ResourceProblems {
+    /// The body or a parameter is malformed.
+    #[response(status = 400, content_type = "application/problem+json")]
+    BadRequest(Problem),
+    /// No valid access token.
+    #[response(status = 401, content_type = "application/problem+json")]
+    Unauthorized(Problem),
+    /// The caller's roles do not permit this operation.
+    #[response(status = 403, content_type = "application/problem+json")]
+    Forbidden(Problem),
+    /// No such resource in the caller's tenant.
+    #[response(status = 404, content_type = "application/problem+json")]
+    NotFound(Problem),
+}
+
+/// The problems every list or create call of a tenant may answer.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)]
+pub enum ListProblems {
+    /// The body or a parameter is malformed.
+    #[response(status = 400, content_type = "application/problem+json")]
+    BadRequest(Problem),
+    /// No valid access token.
+    #[response(status = 401, content_type = "application/problem+json")]
+    Unauthorized(Problem),
+    /// The caller's roles do not permit this operation.
+    #[response(status = 403, content_type = "application/problem+json")]
+    Forbidden(Problem),
+}

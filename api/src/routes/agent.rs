@@ -16,7 +16,7 @@ use uuid::Uuid;
 use validator::Validate;
 
 use crate::extract::{Caller, Valid};
-use crate::problem::{ApiError, Problem};
+use crate::problem::{ApiError, ListProblems, Problem, ResourceProblems};
 use crate::routes::inventory::RemoteDeviceOut;
 use crate::routes::jobs::JobOut;
 use crate::schema::JobKindName;
@@ -166,9 +166,7 @@ impl From<Claimed> for ClaimedOut {
     params(WorkQuery),
     responses(
         (status = 200, description = "The work list; at once when it differs from `since`", body = WorkListOut),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        ListProblems,
     ),
     security(("bearer" = []))
 )]
@@ -215,10 +213,8 @@ pub struct KeyInsertionOut {
     request_body = KeyInsertionIn,
     responses(
         (status = 200, description = "What the remote unit does with the key; a job to read comes claimed", body = KeyInsertionOut),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Not a device of this agent", body = Problem, content_type = "application/problem+json"),
+        ListProblems,
     ),
     security(("bearer" = []))
 )]
@@ -274,10 +270,8 @@ pub struct ProgrammingKeyConnectionOut {
     request_body = ProgrammingKeyConnectionIn,
     responses(
         (status = 200, body = ProgrammingKeyConnectionOut),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "Not a device of this agent", body = Problem, content_type = "application/problem+json"),
+        ListProblems,
     ),
     security(("bearer" = []))
 )]
@@ -375,10 +369,8 @@ pub struct FailIn {
     request_body = ClaimIn,
     responses(
         (status = 200, body = ClaimedOut),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "job_unavailable", body = Problem, content_type = "application/problem+json"),
+        ResourceProblems,
     ),
     security(("bearer" = []))
 )]
@@ -406,10 +398,8 @@ pub async fn claim(
     request_body = LeaseIn,
     responses(
         (status = 200, description = "The lease, extended", body = ClaimedOut),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "lease_lost", body = Problem, content_type = "application/problem+json"),
+        ResourceProblems,
     ),
     security(("bearer" = []))
 )]
@@ -437,10 +427,8 @@ pub async fn heartbeat(
     request_body = LeaseIn,
     responses(
         (status = 200, description = "The cylinder job is on its programming key", body = JobOnlyOut),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "lease_lost, or not a job being loaded", body = Problem, content_type = "application/problem+json"),
+        ResourceProblems,
     ),
     security(("bearer" = []))
 )]
@@ -468,10 +456,8 @@ pub async fn loaded(
     request_body = LeaseIn,
     responses(
         (status = 200, description = "Back where it was; the claim does not count as an attempt", body = JobOnlyOut),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "lease_lost", body = Problem, content_type = "application/problem+json"),
+        ResourceProblems,
     ),
     security(("bearer" = []))
 )]
@@ -499,13 +485,10 @@ pub async fn release(
     request_body = EventsIn,
     responses(
         (status = 200, body = UploadOut),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "lease_lost", body = Problem, content_type = "application/problem+json"),
         (status = 413, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
+        ResourceProblems,
     ),
     security(("bearer" = []))
 )]
@@ -547,10 +530,8 @@ pub async fn events(
     request_body = LeaseIn,
     responses(
         (status = 200, body = JobOnlyOut),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "lease_lost", body = Problem, content_type = "application/problem+json"),
+        ResourceProblems,
     ),
     security(("bearer" = []))
 )]
@@ -578,10 +559,8 @@ pub async fn complete(
     request_body = FailIn,
     responses(
         (status = 200, description = "Re-queued when retryable and attempts remain; otherwise failed", body = JobOnlyOut),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "lease_lost", body = Problem, content_type = "application/problem+json"),
+        ResourceProblems,
     ),
     security(("bearer" = []))
 )]

@@ -12,7 +12,7 @@ use validator::Validate;
 
 use crate::extract::{Caller, Valid};
 use crate::pagination::{Page, PageQuery};
-use crate::problem::{ApiError, Problem};
+use crate::problem::{ApiError, ListProblems, Problem, ResourceProblems};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
@@ -77,10 +77,8 @@ impl From<WithSecret<Agent>> for AgentSecretOut {
     request_body = AgentIn,
     responses(
         (status = 201, description = "The secret is shown only here", body = AgentSecretOut),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
+        ListProblems,
     ),
     security(("bearer" = []))
 )]
@@ -100,9 +98,7 @@ pub async fn create_agent(
     params(PageQuery),
     responses(
         (status = 200, body = Page<AgentOut>),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        ListProblems,
     ),
     security(("bearer" = []))
 )]
@@ -122,10 +118,7 @@ pub async fn list_agents(
     params(("id" = Uuid, Path)),
     responses(
         (status = 200, body = AgentOut),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        ResourceProblems,
     ),
     security(("bearer" = []))
 )]
@@ -144,10 +137,7 @@ pub async fn get_agent(
     params(("id" = Uuid, Path)),
     responses(
         (status = 200, description = "A new secret, shown only here; the old one and every token of the agent end", body = AgentSecretOut),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        ResourceProblems,
     ),
     security(("bearer" = []))
 )]
@@ -173,11 +163,8 @@ pub async fn rotate_agent_secret(
     request_body = AgentDevicesIn,
     responses(
         (status = 200, body = AgentOut),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Unknown remote device", body = Problem, content_type = "application/problem+json"),
+        ResourceProblems,
     ),
     security(("bearer" = []))
 )]

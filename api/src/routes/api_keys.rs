@@ -12,7 +12,7 @@ use validator::Validate;
 
 use crate::extract::{Caller, Valid};
 use crate::pagination::{Page, PageQuery};
-use crate::problem::{ApiError, Problem};
+use crate::problem::{ApiError, ListProblems, Problem, ResourceProblems};
 use crate::schema::RoleName;
 use crate::state::AppState;
 
@@ -62,10 +62,8 @@ pub struct ApiKeyCreatedOut {
     request_body = ApiKeyIn,
     responses(
         (status = 201, description = "The key is shown only here", body = ApiKeyCreatedOut),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "e.g. invalid_role", body = Problem, content_type = "application/problem+json"),
+        ListProblems,
     ),
     security(("bearer" = []))
 )]
@@ -93,9 +91,7 @@ pub async fn create_api_key(
     params(PageQuery),
     responses(
         (status = 200, body = Page<ApiKeyOut>),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        ListProblems,
     ),
     security(("bearer" = []))
 )]
@@ -115,10 +111,7 @@ pub async fn list_api_keys(
     params(("id" = Uuid, Path)),
     responses(
         (status = 200, body = ApiKeyOut),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        ResourceProblems,
     ),
     security(("bearer" = []))
 )]
@@ -137,10 +130,7 @@ pub async fn get_api_key(
     params(("id" = Uuid, Path)),
     responses(
         (status = 204, description = "Deleted; every token of the credential ends"),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        ResourceProblems,
     ),
     security(("bearer" = []))
 )]

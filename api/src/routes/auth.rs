@@ -10,7 +10,7 @@ use uuid::Uuid;
 use validator::Validate;
 
 use crate::extract::{Caller, Valid};
-use crate::problem::{ApiError, Problem};
+use crate::problem::{ApiError, ListProblems, Problem};
 use crate::schema::{PrincipalKindName, RoleName};
 use crate::state::AppState;
 
@@ -123,7 +123,7 @@ pub async fn token(
     tag = "auth",
     responses(
         (status = 204, description = "The token and its refresh family are ended"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
+        ListProblems,
     ),
     security(("bearer" = []))
 )]
@@ -158,7 +158,7 @@ pub struct MeOut {
     tag = "auth",
     responses(
         (status = 200, body = MeOut),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
+        ListProblems,
     ),
     security(("bearer" = []))
 )]
@@ -196,10 +196,9 @@ pub struct PinChange {
     request_body = PinChange,
     responses(
         (status = 204, description = "PIN set; every token of the key is ended, log in again"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
         (status = 429, body = Problem, content_type = "application/problem+json"),
+        ListProblems,
     ),
     security(("bearer" = []))
 )]

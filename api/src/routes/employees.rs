@@ -12,7 +12,7 @@ use validator::Validate;
 
 use crate::extract::{Caller, Valid, nullable};
 use crate::pagination::{Page, PageQuery};
-use crate::problem::{ApiError, Problem};
+use crate::problem::{ApiError, ListProblems, Problem, ResourceProblems};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
@@ -59,10 +59,8 @@ impl From<Employee> for EmployeeOut {
     request_body = EmployeeIn,
     responses(
         (status = 201, body = EmployeeOut),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
+        ListProblems,
     ),
     security(("bearer" = []))
 )]
@@ -86,9 +84,7 @@ pub async fn create_employee(
     params(PageQuery),
     responses(
         (status = 200, body = Page<EmployeeOut>),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        ListProblems,
     ),
     security(("bearer" = []))
 )]
@@ -108,9 +104,7 @@ pub async fn list_employees(
     params(("id" = Uuid, Path)),
     responses(
         (status = 200, body = EmployeeOut),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        ResourceProblems,
     ),
     security(("bearer" = []))
 )]
@@ -130,11 +124,8 @@ pub async fn get_employee(
     request_body = EmployeePatch,
     responses(
         (status = 200, body = EmployeeOut),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "e.g. approver_requires_email", body = Problem, content_type = "application/problem+json"),
+        ResourceProblems,
     ),
     security(("bearer" = []))
 )]

@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use crate::extract::Caller;
 use crate::pagination::Page;
-use crate::problem::{ApiError, Problem};
+use crate::problem::{ApiError, Problem, ResourceProblems};
 use crate::state::AppState;
 
 /// Time filters and pagination of an event-log read.
@@ -256,9 +256,8 @@ async fn export(
     responses(
         (status = 200, description = "One page of the key's events, oldest first; the read is recorded in the history", body = Page<EventOut>),
         (status = 400, description = "e.g. a timestamp without offset, a bad cursor or limit", body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Only administrators read event data", body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        ResourceProblems,
     ),
     security(("bearer" = []))
 )]
@@ -278,9 +277,8 @@ pub async fn key_event_log(
     responses(
         (status = 200, description = "One page of the cylinder's events, oldest first; the read is recorded in the history", body = Page<EventOut>),
         (status = 400, description = "e.g. a timestamp without offset, a bad cursor or limit", body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Only administrators read event data", body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        ResourceProblems,
     ),
     security(("bearer" = []))
 )]
@@ -305,9 +303,8 @@ pub async fn cylinder_event_log(
             ),
             headers(("Content-Disposition" = String, description = "attachment; filename=event-log-key-….csv or .pdf"))),
         (status = 400, description = "e.g. an unknown format or a timestamp without offset", body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Only administrators export event data", body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        ResourceProblems,
     ),
     security(("bearer" = []))
 )]
@@ -332,9 +329,8 @@ pub async fn export_key_event_log(
             ),
             headers(("Content-Disposition" = String, description = "attachment; filename=event-log-cylinder-….csv or .pdf"))),
         (status = 400, description = "e.g. an unknown format or a timestamp without offset", body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "Only administrators export event data", body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        ResourceProblems,
     ),
     security(("bearer" = []))
 )]

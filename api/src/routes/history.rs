@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::extract::Caller;
 use crate::pagination::Page;
-use crate::problem::{ApiError, Problem};
+use crate::problem::{ApiError, ListProblems};
 use crate::state::AppState;
 
 /// Filters of the history; all of them must hold.
@@ -166,9 +166,7 @@ impl HistoryQuery {
     params(HistoryQuery),
     responses(
         (status = 200, body = Page<HistoryEntryOut>),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        ListProblems,
     ),
     security(("bearer" = []))
 )]
@@ -198,8 +196,7 @@ pub async fn list_history(
     tag = "history",
     responses(
         (status = 200, body = VerificationOut),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        ListProblems,
     ),
     security(("bearer" = []))
 )]

@@ -8,7 +8,7 @@ use utoipa::ToSchema;
 use validator::{Validate, ValidationError, ValidationErrors};
 
 use crate::extract::{Caller, Valid};
-use crate::problem::{self, ApiError, Problem};
+use crate::problem::{self, ApiError, ListProblems, Problem};
 use crate::routes::inventory::{CylinderIn, KeyGroupIn, RemoteDeviceIn};
 use crate::routes::keys::KeyIn;
 use crate::state::AppState;
@@ -139,11 +139,9 @@ fn batch(b: ImportIn) -> ImportBatch {
     request_body = ImportIn,
     responses(
         (status = 200, description = "All in one transaction; what was created and what was already there, per kind", body = ImportReportOut),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 413, description = "Body over 4 MiB", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "An item is invalid or refers to an unknown key group; nothing is imported", body = Problem, content_type = "application/problem+json"),
+        ListProblems,
     ),
     security(("bearer" = []))
 )]

@@ -12,7 +12,7 @@ use validator::Validate;
 
 use crate::extract::{Caller, Valid, nullable};
 use crate::pagination::{Page, PageQuery};
-use crate::problem::{ApiError, Problem};
+use crate::problem::{ApiError, ListProblems, Problem, ResourceProblems};
 use crate::schema::DeviceKindName;
 use crate::state::AppState;
 
@@ -162,11 +162,9 @@ impl From<RemoteDevice> for RemoteDeviceOut {
     request_body = KeyGroupIn,
     responses(
         (status = 201, body = KeyGroupOut),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Marking taken", body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
+        ListProblems,
     ),
     security(("bearer" = []))
 )]
@@ -187,9 +185,7 @@ pub async fn create_key_group(
     params(PageQuery),
     responses(
         (status = 200, body = Page<KeyGroupOut>),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        ListProblems,
     ),
     security(("bearer" = []))
 )]
@@ -209,10 +205,7 @@ pub async fn list_key_groups(
     params(("id" = Uuid, Path)),
     responses(
         (status = 200, body = KeyGroupOut),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        ResourceProblems,
     ),
     security(("bearer" = []))
 )]
@@ -232,11 +225,8 @@ pub async fn get_key_group(
     request_body = RenameIn,
     responses(
         (status = 200, body = KeyGroupOut),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
+        ResourceProblems,
     ),
     security(("bearer" = []))
 )]
@@ -262,11 +252,9 @@ pub async fn update_key_group(
     request_body = CylinderIn,
     responses(
         (status = 201, body = CylinderOut),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Marking taken", body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
+        ListProblems,
     ),
     security(("bearer" = []))
 )]
@@ -289,9 +277,7 @@ pub async fn create_cylinder(
     params(PageQuery),
     responses(
         (status = 200, body = Page<CylinderOut>),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        ListProblems,
     ),
     security(("bearer" = []))
 )]
@@ -311,10 +297,7 @@ pub async fn list_cylinders(
     params(("id" = Uuid, Path)),
     responses(
         (status = 200, body = CylinderOut),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        ResourceProblems,
     ),
     security(("bearer" = []))
 )]
@@ -334,11 +317,8 @@ pub async fn get_cylinder(
     request_body = CylinderPatch,
     responses(
         (status = 200, body = CylinderOut),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
+        ResourceProblems,
     ),
     security(("bearer" = []))
 )]
@@ -367,11 +347,9 @@ pub async fn update_cylinder(
     request_body = RemoteDeviceIn,
     responses(
         (status = 201, body = RemoteDeviceOut),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Serial taken", body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
+        ListProblems,
     ),
     security(("bearer" = []))
 )]
@@ -394,9 +372,7 @@ pub async fn create_remote_device(
     params(PageQuery),
     responses(
         (status = 200, body = Page<RemoteDeviceOut>),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        ListProblems,
     ),
     security(("bearer" = []))
 )]
@@ -416,10 +392,7 @@ pub async fn list_remote_devices(
     params(("id" = Uuid, Path)),
     responses(
         (status = 200, body = RemoteDeviceOut),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        ResourceProblems,
     ),
     security(("bearer" = []))
 )]
@@ -441,11 +414,8 @@ pub async fn get_remote_device(
     request_body = RenameIn,
     responses(
         (status = 200, body = RemoteDeviceOut),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
+        ResourceProblems,
     ),
     security(("bearer" = []))
 )]

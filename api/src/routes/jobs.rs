@@ -13,7 +13,7 @@ use validator::Validate;
 
 use crate::extract::{Caller, Valid};
 use crate::pagination::{Page, PageQuery};
-use crate::problem::{ApiError, Problem};
+use crate::problem::{ApiError, ListProblems, Problem, ResourceProblems};
 use crate::schema::{JobKindName, JobStatusName, TargetTypeName};
 use crate::state::AppState;
 
@@ -92,9 +92,7 @@ fn job_scope(principal: &Principal) -> Result<(TenantId, Option<Uuid>), ApiError
     params(JobQuery),
     responses(
         (status = 200, body = Page<JobOut>),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        ListProblems,
     ),
     security(("bearer" = []))
 )]
@@ -127,9 +125,7 @@ pub async fn list_jobs(
     params(("id" = Uuid, Path)),
     responses(
         (status = 200, body = JobOut),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        ResourceProblems,
     ),
     security(("bearer" = []))
 )]
@@ -156,11 +152,8 @@ pub struct DeskReadoutIn {
     request_body = DeskReadoutIn,
     responses(
         (status = 201, description = "Queued for the desk unit's agent", body = JobOut),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "no_event_log, not a desk unit", body = Problem, content_type = "application/problem+json"),
+        ResourceProblems,
     ),
     security(("bearer" = []))
 )]

@@ -12,7 +12,7 @@ use validator::Validate;
 
 use crate::extract::{Caller, Valid, nullable};
 use crate::pagination::{Page, PageQuery};
-use crate::problem::{ApiError, Problem};
+use crate::problem::{ApiError, ListProblems, Problem, ResourceProblems};
 use crate::routes::programming_keys::IssueIn;
 use crate::schema::{KeyModelName, KeyStatusName};
 use crate::state::AppState;
@@ -89,11 +89,9 @@ impl From<Key> for KeyOut {
     request_body = KeyIn,
     responses(
         (status = 201, body = KeyOut),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Marking taken", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid field, unknown key group", body = Problem, content_type = "application/problem+json"),
+        ListProblems,
     ),
     security(("bearer" = []))
 )]
@@ -116,9 +114,7 @@ pub async fn create_key(
     params(PageQuery),
     responses(
         (status = 200, body = Page<KeyOut>),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        ListProblems,
     ),
     security(("bearer" = []))
 )]
@@ -138,10 +134,7 @@ pub async fn list_keys(
     params(("id" = Uuid, Path)),
     responses(
         (status = 200, body = KeyOut),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        ResourceProblems,
     ),
     security(("bearer" = []))
 )]
@@ -161,11 +154,8 @@ pub async fn get_key(
     request_body = KeyPatch,
     responses(
         (status = 200, body = KeyOut),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Invalid field, unknown key group", body = Problem, content_type = "application/problem+json"),
+        ResourceProblems,
     ),
     security(("bearer" = []))
 )]
@@ -215,12 +205,9 @@ async fn command(
     request_body = IssueIn,
     responses(
         (status = 200, body = KeyOut),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Already issued", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Unknown employee", body = Problem, content_type = "application/problem+json"),
+        ResourceProblems,
     ),
     security(("bearer" = []))
 )]
@@ -242,11 +229,8 @@ pub async fn issue_key(
     params(("id" = Uuid, Path)),
     responses(
         (status = 200, description = "Returned; automatic collection ends", body = KeyOut),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Not issued", body = Problem, content_type = "application/problem+json"),
+        ResourceProblems,
     ),
     security(("bearer" = []))
 )]
@@ -271,11 +255,8 @@ pub async fn return_key(
     params(("id" = Uuid, Path)),
     responses(
         (status = 200, body = KeyOut),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "approval_function_active: the tenant has the approver function", body = Problem, content_type = "application/problem+json"),
+        ResourceProblems,
     ),
     security(("bearer" = []))
 )]

@@ -13,7 +13,7 @@ use validator::Validate;
 
 use crate::extract::{Caller, Valid, nullable};
 use crate::pagination::{Page, PageQuery};
-use crate::problem::{ApiError, Problem};
+use crate::problem::{ApiError, ListProblems, Problem, ResourceProblems};
 use crate::schema::{KeyStatusName, RoleName};
 use crate::state::AppState;
 
@@ -99,11 +99,9 @@ impl From<ProgrammingKey> for ProgrammingKeyOut {
     request_body = ProgrammingKeyIn,
     responses(
         (status = 201, body = ProgrammingKeyOut),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Marking taken", body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
+        ListProblems,
     ),
     security(("bearer" = []))
 )]
@@ -134,9 +132,7 @@ pub async fn create_programming_key(
     params(PageQuery),
     responses(
         (status = 200, body = Page<ProgrammingKeyOut>),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        ListProblems,
     ),
     security(("bearer" = []))
 )]
@@ -159,9 +155,7 @@ pub async fn list_programming_keys(
     params(("id" = Uuid, Path)),
     responses(
         (status = 200, body = ProgrammingKeyOut),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        ResourceProblems,
     ),
     security(("bearer" = []))
 )]
@@ -183,11 +177,8 @@ pub async fn get_programming_key(
     request_body = ProgrammingKeyPatch,
     responses(
         (status = 200, body = ProgrammingKeyOut),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
+        ResourceProblems,
     ),
     security(("bearer" = []))
 )]
@@ -237,11 +228,9 @@ async fn command(
     request_body = IssueIn,
     responses(
         (status = 200, body = ProgrammingKeyOut),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Already issued", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "approver_requires_email, unknown employee", body = Problem, content_type = "application/problem+json"),
+        ResourceProblems,
     ),
     security(("bearer" = []))
 )]
@@ -268,10 +257,8 @@ pub async fn issue_programming_key(
     params(("id" = Uuid, Path)),
     responses(
         (status = 200, description = "Returned; its tokens are ended", body = ProgrammingKeyOut),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Not issued", body = Problem, content_type = "application/problem+json"),
+        ResourceProblems,
     ),
     security(("bearer" = []))
 )]
@@ -289,9 +276,7 @@ pub async fn return_programming_key(
     params(("id" = Uuid, Path)),
     responses(
         (status = 200, description = "Blocked; its tokens are ended", body = ProgrammingKeyOut),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        ResourceProblems,
     ),
     security(("bearer" = []))
 )]
@@ -309,9 +294,7 @@ pub async fn block_programming_key(
     params(("id" = Uuid, Path)),
     responses(
         (status = 200, body = ProgrammingKeyOut),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        ResourceProblems,
     ),
     security(("bearer" = []))
 )]
@@ -330,10 +313,8 @@ pub async fn unblock_programming_key(
     request_body = PinIn,
     responses(
         (status = 204, description = "One-time PIN set; the key's tokens are ended"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
+        ResourceProblems,
     ),
     security(("bearer" = []))
 )]

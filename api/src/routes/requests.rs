@@ -12,7 +12,7 @@ use validator::Validate;
 
 use crate::extract::{Caller, Valid};
 use crate::pagination::{Page, PageQuery};
-use crate::problem::{ApiError, Problem};
+use crate::problem::{ApiError, ListProblems, Problem, ResourceProblems};
 use crate::routes::jobs::JobOut;
 use crate::schema::{RequestStatusName, TargetTypeName, VerdictName};
 use crate::state::AppState;
@@ -166,12 +166,10 @@ pub struct TransferIn {
     request_body = RequestIn,
     responses(
         (status = 201, description = "Pending approval, or approved at once without the approver function", body = RequestOut),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 404, description = "No such key or cylinder", body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "request_already_open, no_approver_available", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "no_event_log, key_not_issued", body = Problem, content_type = "application/problem+json"),
+        ListProblems,
     ),
     security(("bearer" = []))
 )]
@@ -201,9 +199,7 @@ pub async fn create_request(
     params(RequestQuery),
     responses(
         (status = 200, body = Page<RequestOut>),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        ListProblems,
     ),
     security(("bearer" = []))
 )]
@@ -235,9 +231,7 @@ pub async fn list_requests(
     params(("id" = Uuid, Path)),
     responses(
         (status = 200, body = RequestOut),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        ResourceProblems,
     ),
     security(("bearer" = []))
 )]
@@ -274,10 +268,9 @@ async fn decide(
     request_body = DecisionIn,
     responses(
         (status = 200, body = RequestOut),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "self_approval, or not an approver able to act", body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "request_not_pending, already_decided", body = Problem, content_type = "application/problem+json"),
+        ResourceProblems,
     ),
     security(("bearer" = []))
 )]
@@ -297,10 +290,9 @@ pub async fn approve(
     request_body = DecisionIn,
     responses(
         (status = 200, body = RequestOut),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
         (status = 403, description = "self_approval, or not an approver able to act", body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "request_not_pending, already_decided", body = Problem, content_type = "application/problem+json"),
+        ResourceProblems,
     ),
     security(("bearer" = []))
 )]
@@ -320,10 +312,8 @@ pub async fn reject(
     request_body = CancelIn,
     responses(
         (status = 200, body = RequestOut),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Ended, or its job is running or loaded", body = Problem, content_type = "application/problem+json"),
+        ResourceProblems,
     ),
     security(("bearer" = []))
 )]
@@ -350,11 +340,9 @@ pub async fn cancel(
     request_body = TransferIn,
     responses(
         (status = 200, body = RequestOut),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Not an approved cylinder request awaiting transfer", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Unknown key, lacking role, not issued or blocked", body = Problem, content_type = "application/problem+json"),
+        ResourceProblems,
     ),
     security(("bearer" = []))
 )]

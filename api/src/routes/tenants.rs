@@ -14,7 +14,7 @@ use validator::Validate;
 
 use crate::extract::{Caller, Valid};
 use crate::pagination::{Page, PageQuery};
-use crate::problem::{ApiError, Problem};
+use crate::problem::{ApiError, ListProblems, Problem, ResourceProblems};
 use crate::schema::{LocaleName, TenantStatusName};
 use crate::state::AppState;
 
@@ -144,11 +144,9 @@ pub struct TenantPatch {
     request_body = TenantIn,
     responses(
         (status = 201, description = "Provisioned", body = ProvisionedOut),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "Slug taken", body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
+        ListProblems,
     ),
     security(("bearer" = []))
 )]
@@ -192,8 +190,7 @@ pub async fn create_tenant(
     params(PageQuery),
     responses(
         (status = 200, body = Page<TenantOut>),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
+        ListProblems,
     ),
     security(("bearer" = []))
 )]
@@ -213,9 +210,7 @@ pub async fn list_tenants(
     params(("id" = Uuid, Path, description = "Tenant id")),
     responses(
         (status = 200, body = TenantOut),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
+        ResourceProblems,
     ),
     security(("bearer" = []))
 )]
@@ -237,12 +232,9 @@ pub async fn get_tenant(
     request_body = TenantPatch,
     responses(
         (status = 200, body = TenantOut),
-        (status = 400, body = Problem, content_type = "application/problem+json"),
-        (status = 401, body = Problem, content_type = "application/problem+json"),
-        (status = 403, body = Problem, content_type = "application/problem+json"),
-        (status = 404, body = Problem, content_type = "application/problem+json"),
         (status = 409, description = "A fixed setting", body = Problem, content_type = "application/problem+json"),
         (status = 422, body = Problem, content_type = "application/problem+json"),
+        ResourceProblems,
     ),
     security(("bearer" = []))
 )]
