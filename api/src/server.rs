@@ -105,6 +105,7 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wiring> {
         && let Some(seeded) = demo::seed(&store).await?
     {
         announcements.push(seeded.instructions(&config.listen));
+        announcements.push(write_demo_agent(config, &seeded)?);
     }
     let state = web::Data::new(AppState {
         store: store.clone(),
@@ -176,6 +177,45 @@ fn read_or_create(path: &Path, make: impl FnOnce() -> String) -> anyhow::Result<
     let value = make();
     write_private(path, &value)?;
     Ok(value)
+}
+
+/// Writes the demo agent's secret and a ready `countersign-agent` configuration
+/// beside the database; returns how to run the simulator and the agent.
+fn write_demo_agent(config: &Config, demo: &demo::Demo) -> anyhow::Result<String> {
+    let dir = std::path::absolute(config.data_dir())?;
+    let secret = dir.join("countersign.demo-agent.secret");
+    let agent_config = dir.join("countersign-agent.demo.toml");
+    // Left over from an earlier demo database: this demo has a new agent.
+    for stale in [&secret, &agent_config] {
+        match std::fs::remove_file(stale) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("removing {}", stale.display()));
+            }
+            _ => {}
+        }
+    }
+    write_private(&secret, &demo.agent_secret)?;
+    let api_url = format!(
+        "http://{}",
+        config
+            .listen
+            .replace("0.0.0.0:", "127.0.0.1:")
+            .replace("[::]:", "[::1]:")
+    );
+    std::fs::write(
+        &agent_config,
+        demo.agent_config(&api_url, &dir, "countersign.demo-agent.secret"),
+    )
+    .with_context(|| format!("writing {}", agent_config.display()))?;
+    Ok(format!(
+        "Demo site agent (devices RU-1 and DU-1), each in a terminal of its own:\n  \
+         cargo run -p countersign-agent -- {}\n  \
+         cargo run -p countersign-agent -- run --config {}\n\
+         then type `RU-1 insert K-100` in the simulator once a readout of K-100 is approved.",
+        demo.simulator_command(&dir)
+            .trim_start_matches("countersign-agent "),
+        agent_config.display()
+    ))
 }
 
 fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {

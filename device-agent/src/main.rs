@@ -45,6 +45,10 @@ enum Command {
         /// Keep a symlink to the current pty here (stable across `hangup`).
         #[arg(long)]
         link: Option<PathBuf>,
+        /// Simulate several devices, each `KIND:SERIAL:LINK` (instead of the three
+        /// options above); a command line starting with a serial goes to that device.
+        #[arg(long = "device", value_name = "KIND:SERIAL:LINK", conflicts_with_all = ["kind", "serial", "link"])]
+        devices: Vec<String>,
     },
 }
 
@@ -72,8 +76,21 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Run { config } => run(config).await,
             Command::Check { config } => check(config).await,
-            Command::Simulate { kind, serial, link } => {
-                simulate(SimConfig { kind, serial, link }).await
+            Command::Simulate {
+                kind,
+                serial,
+                link,
+                devices,
+            } => {
+                let configs = if devices.is_empty() {
+                    vec![SimConfig { kind, serial, link }]
+                } else {
+                    devices
+                        .iter()
+                        .map(|d| parse_device(d))
+                        .collect::<anyhow::Result<_>>()?
+                };
+                simulate(configs).await
             }
         }
     });
@@ -149,9 +166,35 @@ async fn check(path: PathBuf) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn simulate(config: SimConfig) -> anyhow::Result<()> {
-    let handle = simulator::spawn(config)?;
-    println!("pty {}", handle.current_path().display());
+fn parse_device(text: &str) -> anyhow::Result<SimConfig> {
+    let mut parts = text.splitn(3, ':');
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(kind), Some(serial), Some(link))
+            if matches!(kind, "remote_unit" | "desk_unit") && !serial.is_empty() =>
+        {
+            Ok(SimConfig {
+                kind: kind.to_owned(),
+                serial: serial.to_owned(),
+                link: Some(PathBuf::from(link)),
+            })
+        }
+        _ => anyhow::bail!("--device {text}: expected remote_unit|desk_unit:SERIAL:LINK"),
+    }
+}
+
+async fn simulate(configs: Vec<SimConfig>) -> anyhow::Result<()> {
+    let several = configs.len() > 1;
+    let mut devices = Vec::new();
+    for config in configs {
+        let serial = config.serial.clone();
+        let handle = simulator::spawn(config)?;
+        if several {
+            println!("{serial}: pty {}", handle.current_path().display());
+        } else {
+            println!("pty {}", handle.current_path().display());
+        }
+        devices.push((serial, handle));
+    }
     let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
     loop {
         let line = tokio::select! {
@@ -159,12 +202,29 @@ async fn simulate(config: SimConfig) -> anyhow::Result<()> {
             _ = tokio::signal::ctrl_c() => None,
         };
         let Some(line) = line else { return Ok(()) };
-        if line.trim().is_empty() {
+        let line = line.trim();
+        if line.is_empty() {
             continue;
         }
-        match Control::parse(&line) {
-            Ok(control) => println!("{}", handle.send(control).await),
-            Err(error) => println!("error: {error}"),
+        // `DU-1 insert K-100` goes to DU-1; a line without a serial to the first device.
+        let (target, command) = match line.split_once(char::is_whitespace) {
+            Some((first, rest)) => match devices.iter().position(|(s, _)| s == first) {
+                Some(i) => (i, rest.trim()),
+                None => (0, line),
+            },
+            None => (0, line),
+        };
+        let Some((serial, handle)) = devices.get(target) else {
+            return Ok(());
+        };
+        let prefix = if several {
+            format!("{serial}: ")
+        } else {
+            String::new()
+        };
+        match Control::parse(command) {
+            Ok(control) => println!("{prefix}{}", handle.send(control).await),
+            Err(error) => println!("{prefix}error: {error}"),
         }
     }
 }

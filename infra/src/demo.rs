@@ -4,7 +4,7 @@
 use countersign_domain::directory::{DeviceKind, KeyModel};
 use countersign_domain::permission::{Principal, PrincipalKind};
 use countersign_domain::ports::{
-    Employees, Inventory, KeyCommand, Keys, NewCylinder, NewKey, NewProgrammingKey,
+    Agents, Employees, Inventory, KeyCommand, Keys, NewCylinder, NewKey, NewProgrammingKey,
     NewRemoteDevice, NewTenant, ProgrammingKeyCommand, ProgrammingKeys, Tenants,
 };
 use countersign_domain::role::{Role, RoleSet};
@@ -59,6 +59,24 @@ const PEOPLE: &[(&str, &str, &str, &[Role], &str)] = &[
 
 pub struct Demo {
     pub tenant: String,
+    /// The demo site agent, serving the demo's devices.
+    pub agent_id: uuid::Uuid,
+    /// Its secret, shown only now: to be written to a private file.
+    pub agent_secret: String,
+    /// The demo's devices: id, kind, serial.
+    pub devices: Vec<(uuid::Uuid, DeviceKind, String)>,
+}
+
+/// The simulator's pty symlink for a demo device, e.g. `countersign-sim-ru1`.
+pub fn simulator_link(serial: &str) -> String {
+    format!("countersign-sim-{}", serial.replace('-', "").to_lowercase())
+}
+
+fn kind_name(kind: DeviceKind) -> &'static str {
+    match kind {
+        DeviceKind::RemoteUnit => "remote_unit",
+        DeviceKind::DeskUnit => "desk_unit",
+    }
 }
 
 impl Demo {
@@ -79,6 +97,41 @@ impl Demo {
             self.tenant
         ));
         text
+    }
+
+    /// The `countersign-agent` configuration for the demo agent; `dir` is where
+    /// its secret file, spool and the simulators' pty links are (beside the database).
+    pub fn agent_config(&self, api_url: &str, dir: &std::path::Path, secret_file: &str) -> String {
+        let mut text = format!(
+            "# The demo site agent (written by the embedded demo). Run the simulated\n\
+             # simulated devices first:\n#   {}\n\
+             api_url = \"{api_url}\"\nagent_id = \"{}\"\nsecret_file = {:?}\nspool_dir = {:?}\npoll_wait_secs = 50\n",
+            self.simulator_command(dir),
+            self.agent_id,
+            dir.join(secret_file).display().to_string(),
+            dir.join("countersign-agent-spool").display().to_string(),
+        );
+        for (id, kind, serial) in &self.devices {
+            text.push_str(&format!(
+                "\n# {serial}\n[[devices]]\nid = \"{id}\"\nport = {:?}\nkind = \"{}\"\n",
+                dir.join(simulator_link(serial)).display().to_string(),
+                kind_name(*kind),
+            ));
+        }
+        text
+    }
+
+    /// The simulator command that serves the demo's devices on pty links in `dir`.
+    pub fn simulator_command(&self, dir: &std::path::Path) -> String {
+        let mut command = "countersign-agent simulate".to_owned();
+        for (_, kind, serial) in &self.devices {
+            command.push_str(&format!(
+                " --device {}:{serial}:{}",
+                kind_name(*kind),
+                dir.join(simulator_link(serial)).display()
+            ));
+        }
+        command
     }
 }
 
@@ -190,11 +243,12 @@ pub async fn seed(store: &Store) -> Result<Option<Demo>> {
             )
             .await?;
     }
+    let mut devices = Vec::new();
     for (serial, name, kind) in [
         ("RU-1", "Wall unit, lobby", DeviceKind::RemoteUnit),
         ("DU-1", "Desk unit, office", DeviceKind::DeskUnit),
     ] {
-        store
+        let device = store
             .create_remote_device(
                 t,
                 NewRemoteDevice {
@@ -204,9 +258,17 @@ pub async fn seed(store: &Store) -> Result<Option<Demo>> {
                 },
             )
             .await?;
+        devices.push((device.id, kind, device.serial));
     }
+    let agent = store.create_agent(t, "Demo site agent".into()).await?;
+    store
+        .set_agent_devices(t, agent.item.id, devices.iter().map(|d| d.0).collect())
+        .await?;
     Ok(Some(Demo {
         tenant: provisioned.tenant.slug,
+        agent_id: agent.item.id,
+        agent_secret: agent.secret,
+        devices,
     }))
 }
 
