@@ -258,11 +258,17 @@ async fn resume_spooled(ctx: &Context) -> bool {
     settled
 }
 
+/// Drops the record's lease unless a device worker has meanwhile taken the job
+/// over under a new one; keeps the read position as it is on disk now.
 fn forget_lease(ctx: &Context, record: &JobRecord) {
-    let _ = ctx.spool.begin(JobRecord {
-        lease_token: None,
-        ..record.clone()
-    });
+    if let Ok(Some(current)) = ctx.spool.record(record.job_id)
+        && current.lease_token == record.lease_token
+    {
+        let _ = ctx.spool.begin(JobRecord {
+            lease_token: None,
+            ..current
+        });
+    }
 }
 
 fn finish(ctx: &Context, job_id: Uuid) {
@@ -381,6 +387,9 @@ impl DeviceWorker {
         let leased = match (&self.kind, desk) {
             (DeviceKind::DeskUnit, Some(desk)) => self.ctx.client.claim(desk.job_id, self.id).await,
             (DeviceKind::DeskUnit, None) => return,
+            (DeviceKind::RemoteUnit, _) if let Some(leased) = self.resumable(marking).await => {
+                Ok(leased)
+            }
             (DeviceKind::RemoteUnit, _) => {
                 match self.ctx.client.key_insertion(self.id, marking).await {
                     Ok(KeyInsertion::ReadEventLog { job, lease }) => Ok(LeasedJob { job, lease }),
@@ -402,6 +411,33 @@ impl DeviceWorker {
             }
             Err(error) => tracing::warn!(key = marking, %error, "cannot take the key's job"),
         }
+    }
+
+    /// A read of this key at this device that a previous run of the agent left
+    /// in the spool under a lease that is still valid (e.g. it was killed): the
+    /// job is resumed under that lease, since the API does not hand a running
+    /// job out again.
+    async fn resumable(&self, marking: &str) -> Option<LeasedJob> {
+        let records = self.ctx.spool.jobs().ok()?;
+        for record in records {
+            let same_key = matches!(&record.source, Source::Key { marking: m } if m == marking);
+            let Some(lease) = record.lease_token else {
+                continue;
+            };
+            if record.device_id != self.id || !same_key || self.ctx.is_running(record.job_id) {
+                continue;
+            }
+            match self.ctx.client.heartbeat(record.job_id, lease).await {
+                Ok(leased) => {
+                    tracing::info!(job_id = %record.job_id, "resuming a spooled job under its lease");
+                    return Some(leased);
+                }
+                Err(error) => {
+                    tracing::info!(job_id = %record.job_id, %error, "spooled lease not usable");
+                }
+            }
+        }
+        None
     }
 
     async fn programming_key(&mut self, marking: &str) {

@@ -143,6 +143,39 @@ async fn claim_row(
     Ok(row)
 }
 
+/// The key is reported inserted again at the device already reading it (the
+/// agent restarted, or the key was put back): the reading goes on under a new
+/// lease, and the old token is refused from now on.
+async fn take_over(
+    conn: &impl ConnectionTrait,
+    actor: &Actor,
+    job: jobs::Model,
+    now: DateTime<Utc>,
+) -> Result<jobs::Model> {
+    let (t, id) = (TenantId(job.tenant_id), job.id);
+    let mut active: jobs::ActiveModel = job.into();
+    active.lease_token = Set(Some(Uuid::new_v4()));
+    active.lease_expires_at = Set(Some(now + chrono::Duration::seconds(LEASE_SECS)));
+    active.updated_at = Set(now);
+    let row = active.update(conn).await.db()?;
+    let details =
+        json!({"reason": "key inserted again at the same device", "device_id": row.device_id});
+    append(
+        conn,
+        t,
+        actor,
+        now,
+        vec![NewEntry::new(
+            "job.lease_taken_over",
+            names::JOB,
+            id,
+            details,
+        )],
+    )
+    .await?;
+    Ok(row)
+}
+
 /// Jobs of the tenant matching `filter`, locked; taken ones are skipped on PostgreSQL.
 async fn lock_jobs(
     conn: &impl ConnectionTrait,
@@ -432,6 +465,21 @@ impl AgentWork for Store {
             return Ok(None);
         };
         let actor = agent_actor(&txn, agent).await?;
+        let reading_here = lock_jobs(
+            &txn,
+            t,
+            sea_orm::Condition::all()
+                .add(jobs::Column::TargetType.eq(TargetType::Key.as_str()))
+                .add(jobs::Column::TargetId.eq(key.id))
+                .add(jobs::Column::DeviceId.eq(device_id))
+                .add(jobs::Column::Status.eq(JobStatus::Running.as_str())),
+        )
+        .await?;
+        if let Some(job) = reading_here.into_iter().next() {
+            let job = take_over(&txn, &actor, job, now).await?;
+            txn.commit().await.db()?;
+            return Ok(Some(claimed(&job)?));
+        }
         let queued = lock_jobs(
             &txn,
             t,

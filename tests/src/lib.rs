@@ -35,6 +35,7 @@ pub struct TestApp {
     /// The server's configuration, for replicas.
     pub config: Config,
     client: reqwest::Client,
+    server: actix_web::dev::ServerHandle,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -76,8 +77,14 @@ impl Reply {
 async fn postgres_database() -> String {
     let admin = std::env::var("TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    postgres_database_on(&admin).await
+}
+
+/// Creates a fresh database on the server of `admin` (a URL ending in a database
+/// name) and returns its URL.
+pub async fn postgres_database_on(admin: &str) -> String {
     let name = format!("cs_test_{}", Uuid::new_v4().simple());
-    let conn = countersign_infra::db::connect(&admin, 1)
+    let conn = countersign_infra::db::connect(admin, 1)
         .await
         .expect("PostgreSQL for tests (TEST_DATABASE_URL)");
     conn.execute_unprepared(&format!("CREATE DATABASE {name}"))
@@ -140,6 +147,64 @@ impl TestApp {
         Self::serve(config, backend, db, dir).await
     }
 
+    /// [`TestApp::spawn`] on PostgreSQL and Redis servers of the caller's own
+    /// (e.g. ones it stops and starts): a fresh database on the server of
+    /// `admin_url`, and `redis_url`.
+    pub async fn spawn_on_servers(admin_url: &str, redis_url: &str) -> TestApp {
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("history-signing-key.pem");
+        let pem = countersign_infra::signing::HistorySigner::generate()
+            .to_pem()
+            .unwrap();
+        std::fs::write(&key, pem).unwrap();
+        let config = Config {
+            listen: "127.0.0.1:0".into(),
+            database_url: postgres_database_on(admin_url).await,
+            redis_url: Some(redis_url.to_owned()),
+            operator_key: Some(OPERATOR_KEY.into()),
+            jwt_secret: Some(JWT_SECRET.into()),
+            history_signing_key_file: Some(key),
+            demo: false,
+            ..Config::default()
+        };
+        let db = countersign_infra::db::connect(&config.database_url, 2)
+            .await
+            .unwrap();
+        countersign_infra::db::migrate(&db).await.unwrap();
+        Self::serve(config, Backend::Postgres, db, Some(dir))
+            .await
+            .0
+    }
+
+    /// Stops the server at once, as if its process died: open connections are
+    /// dropped and the port is refused until [`TestApp::restart`].
+    pub async fn stop(&self) {
+        self.server.stop(false).await;
+    }
+
+    /// Stops the server and starts a new one on the same port, database, Redis
+    /// and keys, as a restarted API process would be.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        let addr = self.base.trim_start_matches("http://").to_owned();
+        let mut listener = None;
+        for _ in 0..100 {
+            match TcpListener::bind(&addr) {
+                Ok(bound) => {
+                    listener = Some(bound);
+                    break;
+                }
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+            }
+        }
+        let listener = listener.unwrap_or_else(|| panic!("cannot bind {addr} again"));
+        let wiring = server::wire(&self.config).await.unwrap();
+        self.store = wiring.store.clone();
+        let running = server::run(wiring.state, listener).unwrap();
+        self.server = running.handle();
+        tokio::spawn(running);
+    }
+
     /// A second API process on the same database, Redis and keys, as another
     /// replica behind a load balancer would be.
     pub async fn replica(&self) -> TestApp {
@@ -162,6 +227,7 @@ impl TestApp {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let running = server::run(wiring.state, listener).unwrap();
+        let server = running.handle();
         tokio::spawn(running);
         let app = TestApp {
             base,
@@ -170,6 +236,7 @@ impl TestApp {
             store,
             config,
             client: reqwest::Client::new(),
+            server,
             _dir: dir,
         };
         (app, wiring.mailer)

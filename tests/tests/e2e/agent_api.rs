@@ -180,9 +180,23 @@ async fn a_key_is_read_once_approved_and_its_events_stored_once(app: TestApp) {
         .await
         .assert(200);
     assert_eq!(
-        again["action"], "none",
-        "a claimed job is not handed out twice"
+        (again["action"].as_str(), again["job"]["id"].as_str()),
+        (Some("read_event_log"), read["job"]["id"].as_str()),
+        "inserted again at the same unit: the same job goes on, none is created"
     );
+    let old = app
+        .post(
+            &job_path(&read["job"], "heartbeat"),
+            &site.token,
+            json!({"lease_token": lease}),
+        )
+        .await;
+    assert_eq!(
+        (old.status.as_u16(), old.code()),
+        (409, "lease_lost"),
+        "the earlier lease is over"
+    );
+    let lease = json!(again["lease"]["token"]);
     let cancel = app
         .post(
             &format!(

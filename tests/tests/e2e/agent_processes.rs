@@ -14,12 +14,12 @@ use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::time::Instant;
 
 /// How long a scenario waits for the agent to reach an expected state.
-const PATIENCE: Duration = Duration::from_secs(20);
+pub(crate) const PATIENCE: Duration = Duration::from_secs(20);
 
 /// `target/debug/countersign-agent`, beside the directory of this test executable,
 /// brought up to date once per test process (a no-op when it is fresh, as after
 /// `cargo test --workspace`, which builds it for the agent's own integration tests).
-async fn agent_binary() -> PathBuf {
+pub(crate) async fn agent_binary() -> PathBuf {
     static BUILT: tokio::sync::OnceCell<PathBuf> = tokio::sync::OnceCell::const_new();
     BUILT
         .get_or_init(|| async {
@@ -73,7 +73,7 @@ async fn agent_binary() -> PathBuf {
 }
 
 /// A simulated device: `countersign-agent simulate` with its pty behind a symlink.
-struct Simulator {
+pub(crate) struct Simulator {
     stdin: ChildStdin,
     stdout: Lines<BufReader<ChildStdout>>,
     link: PathBuf,
@@ -81,7 +81,7 @@ struct Simulator {
 }
 
 impl Simulator {
-    async fn start(dir: &Path, kind: &str, serial: &str) -> Simulator {
+    pub(crate) async fn start(dir: &Path, kind: &str, serial: &str) -> Simulator {
         let link = dir.join(format!("sim-{serial}"));
         let mut child = Command::new(agent_binary().await)
             .arg("simulate")
@@ -109,7 +109,7 @@ impl Simulator {
     }
 
     /// Sends one control command and returns the simulator's one-line answer.
-    async fn send(&mut self, command: &str) -> String {
+    pub(crate) async fn send(&mut self, command: &str) -> String {
         self.stdin
             .write_all(format!("{command}\n").as_bytes())
             .await
@@ -126,17 +126,56 @@ impl Simulator {
 }
 
 /// The agent process; its JSON log lines are kept for failure messages.
-struct AgentProcess {
+pub(crate) struct AgentProcess {
     log: Arc<Mutex<Vec<String>>>,
-    _child: Child,
+    child: Child,
 }
 
 impl AgentProcess {
-    fn log(&self) -> String {
+    /// Starts `countersign-agent run --config <config_file>`, keeping its log.
+    pub(crate) async fn spawn(config_file: &Path) -> AgentProcess {
+        let mut child = Command::new(agent_binary().await)
+            .arg("run")
+            .arg("--config")
+            .arg(config_file)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let sink = log.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        AgentProcess { log, child }
+    }
+
+    /// Kills the process with SIGKILL and waits for it: no shutdown, no cleanup.
+    pub(crate) async fn kill(&mut self) {
+        self.child.kill().await.unwrap();
+    }
+
+    /// Waits until the agent is logged in and both serial lines are open.
+    pub(crate) async fn wait_ready(&self) {
+        let deadline = Deadline::new();
+        while self.logged("serial line open") < 2 || self.logged("logged in") < 1 {
+            deadline
+                .tick("the agent to open both serial lines", self)
+                .await;
+        }
+    }
+
+    pub(crate) fn log(&self) -> String {
         self.log.lock().unwrap().join("\n")
     }
 
-    fn logged(&self, needle: &str) -> usize {
+    pub(crate) fn logged(&self, needle: &str) -> usize {
         self.log
             .lock()
             .unwrap()
@@ -148,17 +187,18 @@ impl AgentProcess {
 
 /// A tenant's site: two registered devices, each with a simulator, and an agent
 /// process serving both.
-struct Site {
-    wall_id: String,
-    desk_id: String,
-    wall: Simulator,
-    desk: Simulator,
-    agent: AgentProcess,
+pub(crate) struct Site {
+    pub(crate) wall_id: String,
+    pub(crate) desk_id: String,
+    pub(crate) wall: Simulator,
+    pub(crate) desk: Simulator,
+    pub(crate) agent: AgentProcess,
+    config_file: PathBuf,
     _dir: tempfile::TempDir,
 }
 
 impl Site {
-    async fn start(app: &TestApp, tenant: &Tenant) -> Site {
+    pub(crate) async fn start(app: &TestApp, tenant: &Tenant) -> Site {
         let dir = tempfile::tempdir().unwrap();
         let mut ids = Vec::new();
         for (name, kind, serial) in [
@@ -225,53 +265,36 @@ kind = "desk_unit"
         );
         let config_file = dir.path().join("agent.toml");
         std::fs::write(&config_file, config).unwrap();
-        let mut child = Command::new(agent_binary().await)
-            .arg("run")
-            .arg("--config")
-            .arg(&config_file)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let log = Arc::new(Mutex::new(Vec::new()));
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let sink = log.clone();
-        tokio::spawn(async move {
-            while let Ok(Some(line)) = lines.next_line().await {
-                sink.lock().unwrap().push(line);
-            }
-        });
-        let agent = AgentProcess { log, _child: child };
-        // Ready when it is logged in and both serial lines are open.
-        let deadline = Deadline::new();
-        while agent.logged("serial line open") < 2 || agent.logged("logged in") < 1 {
-            deadline
-                .tick("the agent to open both serial lines", &agent)
-                .await;
-        }
+        let agent = AgentProcess::spawn(&config_file).await;
+        agent.wait_ready().await;
         Site {
             wall_id: ids[0].clone(),
             desk_id: ids[1].clone(),
             wall,
             desk,
             agent,
+            config_file,
             _dir: dir,
         }
+    }
+
+    /// Starts the agent again (after [`AgentProcess::kill`]) with the same
+    /// configuration and spool directory, and waits until it is ready.
+    pub(crate) async fn restart_agent(&mut self) {
+        self.agent = AgentProcess::spawn(&self.config_file).await;
+        self.agent.wait_ready().await;
     }
 }
 
 /// A deadline for polling; failing shows the agent's log.
-struct Deadline(Instant);
+pub(crate) struct Deadline(Instant);
 
 impl Deadline {
-    fn new() -> Deadline {
+    pub(crate) fn new() -> Deadline {
         Deadline(Instant::now() + PATIENCE)
     }
 
-    async fn tick(&self, waiting_for: &str, agent: &AgentProcess) {
+    pub(crate) async fn tick(&self, waiting_for: &str, agent: &AgentProcess) {
         assert!(
             Instant::now() < self.0,
             "waited {PATIENCE:?} for {waiting_for}; agent log:\n{}",
@@ -281,11 +304,11 @@ impl Deadline {
     }
 }
 
-async fn get(app: &TestApp, tenant: &Tenant, path: &str) -> Value {
+pub(crate) async fn get(app: &TestApp, tenant: &Tenant, path: &str) -> Value {
     app.get(path, &tenant.admin).await.assert(200)
 }
 
-fn seqs(log: &Value) -> Vec<i64> {
+pub(crate) fn seqs(log: &Value) -> Vec<i64> {
     log["items"]
         .as_array()
         .unwrap()
@@ -340,7 +363,12 @@ async fn job_reaches(
     }
 }
 
-async fn approved_request(app: &TestApp, tenant: &Tenant, approver: &str, target: Value) -> String {
+pub(crate) async fn approved_request(
+    app: &TestApp,
+    tenant: &Tenant,
+    approver: &str,
+    target: Value,
+) -> String {
     let created = app
         .post(
             "/v1/event-log-requests",

@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod agent_api;
+mod agent_faults;
 mod agent_processes;
 mod auth;
 mod directory;
