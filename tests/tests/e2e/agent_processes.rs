@@ -7,7 +7,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use countersign_tests::{Backend, Tenant, TestApp, on_both_databases};
+use countersign_tests::{Tenant, TestApp, on_both_databases};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
@@ -615,36 +615,10 @@ async fn a_desk_readout_reads_the_key_at_its_desk_unit(app: TestApp) {
     assert_ne!(site.wall_id, site.desk_id);
 }
 
-on_both_databases!(an_approved_key_is_read_when_inserted_and_stored_once);
-
-mod sqlite {
-    use super::*;
-
-    async fn run<F, Fut>(scenario: F)
-    where
-        F: FnOnce(TestApp) -> Fut,
-        Fut: std::future::Future<Output = ()>,
-    {
-        scenario(TestApp::spawn(Backend::Sqlite).await).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_key_whose_request_is_pending_is_not_read() {
-        run(super::a_key_whose_request_is_pending_is_not_read).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_cylinder_is_read_by_a_programming_key_that_visits_it() {
-        run(super::a_cylinder_is_read_by_a_programming_key_that_visits_it).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn keys_are_collected_automatically_without_the_approver_function() {
-        run(super::keys_are_collected_automatically_without_the_approver_function).await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_desk_readout_reads_the_key_at_its_desk_unit() {
-        run(super::a_desk_readout_reads_the_key_at_its_desk_unit).await;
-    }
-}
+on_both_databases!(
+    an_approved_key_is_read_when_inserted_and_stored_once,
+    a_key_whose_request_is_pending_is_not_read,
+    a_cylinder_is_read_by_a_programming_key_that_visits_it,
+    keys_are_collected_automatically_without_the_approver_function,
+    a_desk_readout_reads_the_key_at_its_desk_unit,
+);
