@@ -702,7 +702,7 @@ on_both_databases!(
 );
 
 /// Two API processes on one PostgreSQL and Redis: an approval made on one wakes
-/// an agent long-polling on the other.
+/// an agent long-polling on the other, well before its database re-check.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wake_up_crosses_replicas() {
     let first = TestApp::spawn(countersign_tests::Backend::Postgres).await;
@@ -749,9 +749,11 @@ async fn a_wake_up_crosses_replicas() {
     let ((answered, reply), approved) = tokio::join!(poll, approve);
     let body = reply.assert(200);
     assert_eq!(body["keys"][0]["key_marking"], "K-1");
+    // Without the shared wake-up the poll would only see the change at its
+    // next database re-check; how fast the wake-up is, benchmark B3 measures.
     let delay = answered.saturating_duration_since(approved);
     assert!(
-        delay < Duration::from_millis(100),
+        delay < countersign_infra::signal::RECHECK / 2,
         "woken {delay:?} after the approval on the other replica"
     );
 }
