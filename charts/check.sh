@@ -127,6 +127,9 @@ def check_invariants(docs, expected_kinds):
     assert any(m["mountPath"] == "/tmp" for m in api["volumeMounts"]), "/tmp emptyDir"
     sleep = int(api["lifecycle"]["preStop"]["exec"]["command"][-1])
     assert pod["terminationGracePeriodSeconds"] > sleep + 50, "grace period must outlast preStop + a 50 s long poll"
+    drain = int(kinds["ConfigMap"][0]["data"]["COUNTERSIGN_SHUTDOWN_TIMEOUT_SECS"])
+    assert drain > 50, "the drain after SIGTERM must outlast a 50 s long poll"
+    assert pod["terminationGracePeriodSeconds"] > sleep + drain, "grace period must outlast preStop + the drain"
     job = kinds["Job"][0]
     assert job["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade", "migration hook"
     assert job["spec"]["template"]["spec"]["containers"][0]["command"] == ["countersign", "migrate"], "migrate"

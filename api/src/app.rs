@@ -168,7 +168,7 @@ pub fn build() -> (
     >,
     utoipa::openapi::OpenApi,
 ) {
-    let (app, api) = App::new()
+    let (app, mut api) = App::new()
         .into_utoipa_app()
         .openapi(ApiDoc::openapi())
         .app_data(
@@ -183,9 +183,13 @@ pub fn build() -> (
         .service(health::error_codes)
         .service(scope::scope("/v1").configure(v1))
         .split_for_parts();
+    crate::schema::complete(&mut api);
+    // Like the probes, but for Prometheus rather than API clients: not in the document.
     let app = app
+        .route("/metrics", web::get().to(crate::metrics::scrape))
         .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", api.clone()))
-        .default_service(web::to(problem::not_found));
+        .app_data(web::Data::new(problem::Routes::from_openapi(&api)))
+        .default_service(web::to(problem::no_route));
     (app, api)
 }
 

@@ -39,6 +39,29 @@ pub struct Config {
     pub job_max_attempts: u32,
     /// `COUNTERSIGN_DEMO`: on an empty SQLite database, create the demo tenant.
     pub demo: bool,
+    /// `COUNTERSIGN_LOG_FORMAT`: `auto` (JSON lines unless stdout is a terminal), `json` or `text`.
+    pub log_format: LogFormat,
+    /// `COUNTERSIGN_CORS_ORIGINS`: comma-separated origins of browser frontends
+    /// allowed to call the API (`*` for any); empty means no CORS.
+    pub cors_origins: String,
+    /// `COUNTERSIGN_REQUEST_TIMEOUT_SECS`: longest a request may take before it is
+    /// answered 503; agents' long polls are bounded by their own wait instead.
+    pub request_timeout_secs: u64,
+    /// `COUNTERSIGN_SHUTDOWN_TIMEOUT_SECS`: on SIGTERM, how long requests in flight
+    /// may finish; longer than the longest long poll (50 s).
+    pub shutdown_timeout_secs: u64,
+    /// `COUNTERSIGN_HSTS_MAX_AGE_SECS`: `Strict-Transport-Security` max-age; 0 sends none.
+    pub hsts_max_age_secs: u64,
+}
+
+/// How log lines are written to stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// JSON when stdout is not a terminal, text in a terminal.
+    Auto,
+    Json,
+    Text,
 }
 
 impl Default for Config {
@@ -59,6 +82,11 @@ impl Default for Config {
             db_max_connections: 16,
             job_max_attempts: 5,
             demo: true,
+            log_format: LogFormat::Auto,
+            cors_origins: String::new(),
+            request_timeout_secs: 30,
+            shutdown_timeout_secs: 55,
+            hsts_max_age_secs: 0,
         }
     }
 }
@@ -74,7 +102,27 @@ impl Config {
             .merge(Env::prefixed("COUNTERSIGN_"))
             .merge(Env::raw().only(&["DATABASE_URL", "REDIS_URL", "SMTP_URL"]))
             .extract()?;
+        anyhow::ensure!(
+            config.request_timeout_secs >= 1,
+            "COUNTERSIGN_REQUEST_TIMEOUT_SECS must be at least 1"
+        );
+        for origin in config.cors_origin_list() {
+            anyhow::ensure!(
+                origin == "*" || is_origin(&origin),
+                "COUNTERSIGN_CORS_ORIGINS: `{origin}` is not an origin like `https://app.example.com`"
+            );
+        }
         Ok(config)
+    }
+
+    /// The origins of [`Config::cors_origins`], trimmed, without empty entries.
+    pub fn cors_origin_list(&self) -> Vec<String> {
+        self.cors_origins
+            .split(',')
+            .map(str::trim)
+            .filter(|o| !o.is_empty())
+            .map(str::to_owned)
+            .collect()
     }
 
     pub fn is_embedded(&self) -> bool {
@@ -92,5 +140,45 @@ impl Config {
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .map_or_else(|| PathBuf::from("."), PathBuf::from)
+    }
+}
+
+/// `scheme://host[:port]`, nothing more, as browsers send in `Origin`.
+fn is_origin(origin: &str) -> bool {
+    match origin.parse::<actix_web::http::Uri>() {
+        Ok(uri) => {
+            matches!(uri.scheme_str(), Some("http" | "https"))
+                && uri.authority().is_some()
+                && uri.path_and_query().is_none_or(|p| p.as_str() == "/")
+                && !origin.ends_with('/')
+        }
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cors_origins_are_scheme_host_and_port() {
+        assert!(is_origin("https://app.example.com"));
+        assert!(is_origin("http://localhost:5173"));
+        for bad in [
+            "app.example.com",
+            "https://app.example.com/",
+            "https://a.example/x",
+            "ftp://a.example",
+        ] {
+            assert!(!is_origin(bad), "{bad}");
+        }
+        let config = Config {
+            cors_origins: " https://a.example , ,http://b.example:8080".into(),
+            ..Config::default()
+        };
+        assert_eq!(
+            config.cors_origin_list(),
+            ["https://a.example", "http://b.example:8080"]
+        );
     }
 }

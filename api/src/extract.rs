@@ -45,7 +45,9 @@ impl FromRequest for Caller {
                 || ApiError::new(ErrorCode::Unauthorized, "a valid access token is required");
             let state = state.ok_or_else(unauthorized)?;
             let bearer = bearer.ok_or_else(unauthorized)?;
-            Ok(Caller(state.auth.authenticate(&bearer).await?))
+            let session = state.auth.authenticate(&bearer).await?;
+            crate::telemetry::record_caller(&session);
+            Ok(Caller(session))
         })
     }
 }
@@ -64,9 +66,9 @@ impl<T: DeserializeOwned + Validate + 'static> FromRequest for Valid<T> {
     type Future = Pin<Box<dyn Future<Output = Result<Self, actix_web::Error>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let json = web::Json::<T>::from_request(req, payload);
+        let json = web::Json::<serde_json::Value>::from_request(req, payload);
         Box::pin(async move {
-            let body = json.await?.into_inner();
+            let body: T = crate::problem::body_from_json(json.await?.into_inner())?;
             body.validate().map_err(validation)?;
             Ok(Valid(body))
         })

@@ -4,10 +4,13 @@
 pub mod app;
 pub mod config;
 pub mod extract;
+pub mod hardening;
+pub mod metrics;
 pub mod pagination;
 pub mod problem;
 pub mod routes;
 mod schema;
 pub mod server;
 pub mod state;
+pub mod telemetry;
 pub mod workers;

@@ -1,10 +1,11 @@
 //! `countersign`: the API server, its migrations and its OpenAPI document.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use countersign_api::config::Config;
-use countersign_api::{app, server};
+use countersign_api::{app, server, telemetry, workers};
 
 #[derive(Parser)]
 #[command(
@@ -35,13 +36,8 @@ fn main() -> anyhow::Result<()> {
         println!("{}", app::openapi_json());
         return Ok(());
     }
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx=warn".into()),
-        )
-        .init();
     let config = Config::load(cli.config.as_deref())?;
+    telemetry::init_logging(config.log_format);
     actix_web::rt::System::new().block_on(async move {
         match cli.command {
             Some(Command::Migrate) => {
@@ -55,14 +51,23 @@ fn main() -> anyhow::Result<()> {
     })
 }
 
+/// How long background work may take to finish its round at shutdown.
+const WORKERS_PATIENCE: Duration = Duration::from_secs(20);
+
 async fn serve(config: Config) -> anyhow::Result<()> {
     let wiring = server::wire(&config).await?;
     let listener = std::net::TcpListener::bind(&config.listen)?;
-    println!("Countersign listening on http://{}", listener.local_addr()?);
+    let address = listener.local_addr()?;
+    tracing::info!(%address, "Countersign listening on http://{address}");
     for note in &wiring.announcements {
         println!("{note}");
     }
-    countersign_api::workers::spawn(wiring.store.clone(), wiring.mailer.clone());
-    server::run(wiring.state, listener)?.await?;
+    let workers = workers::spawn(wiring.store.clone(), wiring.mailer.clone());
+    // Runs until SIGTERM (or SIGINT) and the drain of requests in flight.
+    let served = server::run(wiring.state, listener)?.await;
+    tracing::info!("stopped serving; stopping background work");
+    workers.stop(WORKERS_PATIENCE).await;
+    tracing::info!("stopped");
+    served?;
     Ok(())
 }

@@ -180,3 +180,102 @@ pub enum ListProblems {
     #[response(status = 403, content_type = "application/problem+json")]
     Forbidden(Problem),
 }
+
+/// The methods of every documented path, so that a known path asked with
+/// another method is answered `405` with `Allow` rather than `404`.
+pub struct Routes(Vec<(Vec<String>, String)>);
+
+impl Routes {
+    pub fn from_openapi(openapi: &utoipa::openapi::OpenApi) -> Self {
+        let routes = openapi
+            .paths
+            .paths
+            .iter()
+            .map(|(path, item)| {
+                let methods = [
+                    ("GET", item.get.is_some()),
+                    ("PUT", item.put.is_some()),
+                    ("POST", item.post.is_some()),
+                    ("DELETE", item.delete.is_some()),
+                    ("PATCH", item.patch.is_some()),
+                ];
+                let allow: Vec<&str> = methods
+                    .iter()
+                    .filter(|(_, present)| *present)
+                    .map(|(method, _)| *method)
+                    .collect();
+                let segments = path.split('/').map(str::to_owned).collect();
+                (segments, allow.join(", "))
+            })
+            .collect();
+        Routes(routes)
+    }
+
+    /// The `Allow` value of the documented path that `path` is an instance of.
+    fn allow(&self, path: &str) -> Option<&str> {
+        let asked: Vec<&str> = path.split('/').collect();
+        self.0.iter().find_map(|(segments, allow)| {
+            let matches = segments.len() == asked.len()
+                && segments.iter().zip(&asked).all(|(template, segment)| {
+                    template == segment
+                        || (template.starts_with('{')
+                            && template.ends_with('}')
+                            && !segment.is_empty())
+                });
+            matches.then_some(allow.as_str())
+        })
+    }
+}
+
+/// What no route answers: `405` on a known path, else `404`.
+pub async fn no_route(req: HttpRequest) -> HttpResponse {
+    let allow = req
+        .app_data::<actix_web::web::Data<Routes>>()
+        .and_then(|routes| routes.allow(req.path()).map(str::to_owned));
+    match allow {
+        Some(allow) => {
+            let mut response = ApiError::new(
+                ErrorCode::MethodNotAllowed,
+                format!("{} is not answered here; use {allow}", req.method()),
+            )
+            .error_response();
+            if let Ok(value) = HeaderValue::from_str(&allow) {
+                response.headers_mut().insert(header::ALLOW, value);
+            }
+            response
+        }
+        None => not_found().await,
+    }
+}
+
+/// A JSON body as a request type: it must be an object (serde would also read a
+/// struct from an array), and no string in it may hold U+0000, which no text
+/// column can store.
+pub fn body_from_json<T: serde::de::DeserializeOwned>(
+    value: serde_json::Value,
+) -> Result<T, ApiError> {
+    if !value.is_object() {
+        return Err(ApiError::new(
+            ErrorCode::InvalidBody,
+            "the body must be a JSON object",
+        ));
+    }
+    if holds_nul(&value) {
+        return Err(ApiError::new(
+            ErrorCode::InvalidBody,
+            "strings must not contain U+0000",
+        ));
+    }
+    serde_json::from_value(value).map_err(|e| ApiError::new(ErrorCode::InvalidBody, e.to_string()))
+}
+
+fn holds_nul(value: &serde_json::Value) -> bool {
+    match value {
+        serde_json::Value::String(s) => s.contains('\0'),
+        serde_json::Value::Array(items) => items.iter().any(holds_nul),
+        serde_json::Value::Object(map) => map
+            .iter()
+            .any(|(key, value)| key.contains('\0') || holds_nul(value)),
+        _ => false,
+    }
+}

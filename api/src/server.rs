@@ -3,12 +3,15 @@
 use std::net::TcpListener;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
+use actix_web::middleware::{Condition, from_fn};
 use actix_web::{HttpServer, web};
 use anyhow::Context;
 use countersign_infra::auth::AuthService;
 use countersign_infra::clock::SystemClock;
 use countersign_infra::mail::{Mailer, MailerSettings};
+use countersign_infra::metrics::OperationsProbe;
 use countersign_infra::revocation::RevocationList;
 use countersign_infra::signal::WorkSignal;
 use countersign_infra::signing::HistorySigner;
@@ -17,15 +20,26 @@ use countersign_infra::tokens::TokenKeys;
 use countersign_infra::{Store, db, demo, secrets};
 
 use crate::config::Config;
+use crate::hardening::HttpSettings;
+use crate::metrics::Metrics;
 use crate::state::AppState;
 
 /// Everything a running API needs, plus what to tell the person who started it.
 pub struct Wiring {
-    pub state: web::Data<AppState>,
+    pub state: Served,
     pub store: Arc<Store>,
     /// The e-mail outbox worker.
     pub mailer: Arc<Mailer>,
     pub announcements: Vec<String>,
+}
+
+/// What the HTTP server serves with: the handlers' state, the metrics and
+/// the HTTP settings.
+#[derive(Clone)]
+pub struct Served {
+    pub app: web::Data<AppState>,
+    pub metrics: web::Data<Metrics>,
+    pub http: web::Data<HttpSettings>,
 }
 
 pub async fn wire(config: &Config) -> anyhow::Result<Wiring> {
@@ -92,6 +106,8 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wiring> {
             max_attempts: config.mail_max_attempts,
         },
     )?);
+    let operations = OperationsProbe::new(conn.clone(), redis.clone(), mailer.send_failures());
+    let metrics = Metrics::new(Arc::new(operations), redis.is_some())?;
     let auth = AuthService::new(
         conn,
         clock,
@@ -107,10 +123,14 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wiring> {
         announcements.push(seeded.instructions(&config.listen));
         announcements.push(write_demo_agent(config, &seeded)?);
     }
-    let state = web::Data::new(AppState {
-        store: store.clone(),
-        auth: Arc::new(auth),
-    });
+    let state = Served {
+        app: web::Data::new(AppState {
+            store: store.clone(),
+            auth: Arc::new(auth),
+        }),
+        metrics: web::Data::new(metrics),
+        http: web::Data::new(HttpSettings::from_config(config)),
+    };
     Ok(Wiring {
         state,
         store,
@@ -231,17 +251,31 @@ fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// How long a client may take to send a request's head.
+const CLIENT_REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long an idle connection is kept open; longer than the idle timeout of
+/// common load balancers (60 s), so that they never reuse a closed connection.
+const KEEP_ALIVE: Duration = Duration::from_secs(75);
+
 /// Starts serving on a bound listener; the returned server runs until stopped.
-pub fn run(
-    state: web::Data<AppState>,
-    listener: TcpListener,
-) -> anyhow::Result<actix_web::dev::Server> {
+/// On SIGTERM it stops accepting and lets requests in flight finish for up to
+/// the shutdown timeout.
+pub fn run(state: Served, listener: TcpListener) -> anyhow::Result<actix_web::dev::Server> {
+    let shutdown_timeout = state.http.shutdown_timeout.as_secs();
     let server = HttpServer::new(move || {
         let (app, _) = crate::app::build();
-        app.app_data(state.clone())
+        let http = state.http.clone();
+        app.app_data(state.app.clone())
+            .app_data(state.metrics.clone())
+            .app_data(http.clone())
+            .wrap(from_fn(crate::hardening::deadline))
+            .wrap(Condition::new(http.cors_enabled(), http.cors()))
+            .wrap(from_fn(crate::telemetry::observe))
     })
+    .client_request_timeout(CLIENT_REQUEST_TIMEOUT)
+    .keep_alive(KEEP_ALIVE)
     .listen(listener)?
-    .shutdown_timeout(60)
+    .shutdown_timeout(shutdown_timeout)
     .run();
     Ok(server)
 }

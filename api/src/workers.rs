@@ -7,6 +7,8 @@ use std::time::Duration;
 use countersign_domain::ports::Sweeper;
 use countersign_infra::Store;
 use countersign_infra::mail::Mailer;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 /// How often the sweeper runs.
 const SWEEP_EVERY: Duration = Duration::from_secs(30);
@@ -15,18 +17,54 @@ pub const DELIVER_MAIL_EVERY: Duration = Duration::from_secs(2);
 /// How often history chain heads are signed.
 const SIGN_HEADS_EVERY: Duration = Duration::from_secs(60);
 
+/// The running background loops.
+pub struct Workers {
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Workers {
+    /// Lets each loop finish the round it is in, then ends it; gives up
+    /// waiting after `patience`.
+    pub async fn stop(self, patience: Duration) {
+        let _ = self.stop.send(true);
+        let all = futures::future::join_all(self.tasks);
+        if tokio::time::timeout(patience, all).await.is_err() {
+            tracing::warn!("background work did not stop in time; abandoned");
+        }
+    }
+}
+
 /// Starts every background loop on the current runtime.
-pub fn spawn(store: Arc<Store>, mailer: Arc<Mailer>) {
-    tokio::spawn(deliver_mail(mailer, DELIVER_MAIL_EVERY));
-    tokio::spawn(sweep(store.clone()));
-    tokio::spawn(sign_heads(store));
+pub fn spawn(store: Arc<Store>, mailer: Arc<Mailer>) -> Workers {
+    let (stop, stopped) = watch::channel(false);
+    let tasks = vec![
+        tokio::spawn(deliver_mail_until(
+            mailer,
+            DELIVER_MAIL_EVERY,
+            stopped.clone(),
+        )),
+        tokio::spawn(sweep(store.clone(), stopped.clone())),
+        tokio::spawn(sign_heads(store, stopped)),
+    ];
+    Workers { stop, tasks }
+}
+
+/// Waits for the next tick; `false` once the workers are to stop.
+async fn next_round(tick: &mut tokio::time::Interval, stop: &mut watch::Receiver<bool>) -> bool {
+    if *stop.borrow() {
+        return false;
+    }
+    tokio::select! {
+        _ = tick.tick() => true,
+        _ = stop.changed() => false,
+    }
 }
 
 /// Signs every tenant's history head that is newer than its last signature.
-async fn sign_heads(store: Arc<Store>) {
+async fn sign_heads(store: Arc<Store>, mut stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(SIGN_HEADS_EVERY);
-    loop {
-        tick.tick().await;
+    while next_round(&mut tick, &mut stop).await {
         match store.sign_heads(chrono::Utc::now()).await {
             Ok(0) => {}
             Ok(signed) => tracing::debug!(signed, "history heads signed"),
@@ -35,10 +73,9 @@ async fn sign_heads(store: Arc<Store>) {
     }
 }
 
-async fn sweep(store: Arc<Store>) {
+async fn sweep(store: Arc<Store>, mut stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(SWEEP_EVERY);
-    loop {
-        tick.tick().await;
+    while next_round(&mut tick, &mut stop).await {
         match store.sweep(chrono::Utc::now()).await {
             Ok(report) if report.requests_expired + report.events_deleted > 0 => {
                 tracing::info!(
@@ -55,10 +92,14 @@ async fn sweep(store: Arc<Store>) {
 
 /// Sends due mails from the outbox every `every`; each replica may run it.
 pub async fn deliver_mail(mailer: Arc<Mailer>, every: Duration) {
+    let (_never, stop) = watch::channel(false);
+    deliver_mail_until(mailer, every, stop).await;
+}
+
+async fn deliver_mail_until(mailer: Arc<Mailer>, every: Duration, mut stop: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
+    while next_round(&mut tick, &mut stop).await {
         match mailer.deliver_due(chrono::Utc::now()).await {
             Ok(report) if report.sent + report.failed + report.retried > 0 => {
                 tracing::info!(

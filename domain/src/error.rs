@@ -37,6 +37,7 @@ pub enum ErrorCode {
     LeaseLost,
     JobUnavailable,
     LoginThrottled,
+    RequestTimeout,
     ServiceUnavailable,
     Internal,
 }
@@ -74,6 +75,7 @@ impl ErrorCode {
         Self::LeaseLost,
         Self::JobUnavailable,
         Self::LoginThrottled,
+        Self::RequestTimeout,
         Self::ServiceUnavailable,
         Self::Internal,
     ];
@@ -224,6 +226,11 @@ impl ErrorCode {
                 "login_throttled",
                 429,
                 "Too many failed logins for this credential; retry after the time in Retry-After.",
+            ),
+            RequestTimeout => (
+                "request_timeout",
+                408,
+                "The request body did not arrive within the request timeout.",
             ),
             ServiceUnavailable => (
                 "service_unavailable",

@@ -751,3 +751,44 @@ pub trait AgentWork: Send + Sync {
         outcome: JobOutcome,
     ) -> Result<JobView>;
 }
+
+// ---- operations ------------------------------------------------------------
+
+/// What `/metrics` reports beyond the HTTP traffic, read at scrape time.
+#[derive(Debug, Clone, Default)]
+pub struct OperationalCounts {
+    /// Aggregate counts from the database, the same in every replica; `None`
+    /// when the database did not answer.
+    pub tables: Option<TableCounts>,
+    /// This process's failed mail send attempts since it started.
+    pub mail_send_failures: u64,
+    /// This process's database pool.
+    pub pool: PoolUsage,
+    /// Whether Redis answers; `None` without Redis.
+    pub redis_up: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct TableCounts {
+    /// Event-log requests per status (`pending_approval`, `approved`, …).
+    pub requests_by_status: Vec<(String, u64)>,
+    /// Readout jobs per status (`queued`, `running`, `failed`, …).
+    pub jobs_by_status: Vec<(String, u64)>,
+    /// Outbox mails not sent, per status: `pending` (due or retrying) and `failed` (given up).
+    pub mail_by_status: Vec<(String, u64)>,
+    /// Pending mails that failed at least once and wait for their next attempt.
+    pub mail_retrying: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolUsage {
+    /// Open connections, idle or in use.
+    pub size: u64,
+    pub idle: u64,
+    pub max: u64,
+}
+
+#[async_trait]
+pub trait Operations: Send + Sync {
+    async fn operational_counts(&self) -> OperationalCounts;
+}

@@ -2,7 +2,8 @@
 //! long polling, reactions to inserted keys and connected programming keys,
 //! leases, event uploads and the end of a job.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use countersign_domain::directory::{DeviceKind, KeyStatus};
@@ -35,6 +36,7 @@ use crate::history::append;
 use crate::inventory::device_to_domain;
 use crate::jobs::{insert_job, job_view, set_job_status};
 use crate::requests::{notify_requester, set_request_status, summary_of, tenant_row};
+use crate::signal::{Cached, TenantWork};
 use crate::store::{Store, scoped};
 
 fn lease_lost() -> Error {
@@ -362,6 +364,36 @@ impl Store {
         Ok(list)
     }
 
+    /// The agent's work list, shared by its waiters: computed once per change
+    /// of the tenant's work while wake-ups are reliable, and at most every
+    /// `RECHECK` otherwise (or when the cached list is older than that).
+    async fn current_work_list(
+        &self,
+        t: TenantId,
+        agent: Uuid,
+        work: &TenantWork,
+        reliable: bool,
+    ) -> Result<Arc<WorkList>> {
+        let stamp = self.signal.stamp(work);
+        let slot = work.list_of(agent);
+        let mut cached = slot.lock().await;
+        if let Some(c) = cached.as_ref()
+            && reliable
+            && c.stamp >= stamp
+            && c.at.elapsed() < crate::signal::RECHECK
+        {
+            return Ok(c.list.clone());
+        }
+        let at = Instant::now();
+        let list = Arc::new(self.work_list(t, agent).await?);
+        *cached = Some(Cached {
+            stamp,
+            at,
+            list: list.clone(),
+        });
+        Ok(list)
+    }
+
     async fn end_request(
         &self,
         conn: &impl ConnectionTrait,
@@ -407,14 +439,19 @@ impl Store {
 impl AgentWork for Store {
     async fn agent_seen(&self, t: TenantId, agent: Uuid, version: Option<String>) -> Result<()> {
         let now = self.clock.now();
+        let version = version.filter(|v| !v.is_empty() && v.len() <= 64);
+        if !self.signal.seen_due(agent, now, version.as_deref()) {
+            return Ok(());
+        }
         let mut update = agents::Entity::update_many()
             .col_expr(agents::Column::LastSeenAt, Expr::value(now))
             .filter(agents::Column::TenantId.eq(t.0))
             .filter(agents::Column::Id.eq(agent));
-        if let Some(version) = version.filter(|v| !v.is_empty() && v.len() <= 64) {
+        if let Some(version) = version.clone() {
             update = update.col_expr(agents::Column::Version, Expr::value(version));
         }
         update.exec(&self.db).await.db()?;
+        self.signal.seen_written(agent, now, version);
         Ok(())
     }
 
@@ -426,17 +463,24 @@ impl AgentWork for Store {
         wait: Duration,
     ) -> Result<WorkList> {
         let deadline = tokio::time::Instant::now() + wait;
-        let notify = self.signal.waiter(t.0);
+        let work = self.signal.tenant(t.0);
         loop {
-            let woken = notify.notified();
+            let woken = work.changed();
             tokio::pin!(woken);
             woken.as_mut().enable();
-            let list = self.work_list(t, agent).await?;
+            // Read after the wake-up is armed: a change from now on wakes this waiter.
+            let reliable = self.signal.reliable();
+            let list = Box::pin(self.current_work_list(t, agent, &work, reliable)).await?;
             let now = tokio::time::Instant::now();
             if since.as_deref() != Some(list.version.as_str()) || now >= deadline {
-                return Ok(list);
+                return Ok(Arc::unwrap_or_clone(list));
             }
-            let pause = (deadline - now).min(crate::signal::RECHECK);
+            drop(list);
+            let pause = if reliable {
+                deadline - now
+            } else {
+                (deadline - now).min(crate::signal::RECHECK)
+            };
             let _ = tokio::time::timeout(pause, woken).await;
         }
     }
@@ -589,15 +633,18 @@ impl AgentWork for Store {
         let txn = self.db.begin().await.db()?;
         own_device(&txn, t, agent, device_id).await?;
         release_expired_leases(&txn, Some(t), now).await?;
-        let job = lock_jobs(
+        let Some(job) = lock_jobs(
             &txn,
             t,
             sea_orm::Condition::all().add(jobs::Column::Id.eq(job_id)),
         )
         .await?
         .into_iter()
-        .next()
-        .ok_or_else(|| unavailable("the job is taken or does not exist"))?;
+        .next() else {
+            // Skipped while another claim holds it; a job not of this tenant is missing.
+            scoped::<jobs::Entity>(&txn, t, job_id, false, "readout job").await?;
+            return Err(unavailable("the job is taken"));
+        };
         if job.device_id.is_some_and(|d| d != device_id) {
             return Err(unavailable("the job belongs to another device"));
         }

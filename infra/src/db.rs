@@ -5,7 +5,7 @@ use std::time::Duration;
 use countersign_domain::{Error, ErrorCode};
 use countersign_migrations::Migrator;
 use countersign_migrations::MigratorTrait;
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr, SqlErr};
+use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr, RuntimeErr, SqlErr, sqlx};
 
 /// Opens a pool. A `sqlite://` file is created when missing; SQLite gets a single
 /// connection, since it has one writer anyway.
@@ -52,10 +52,36 @@ pub(crate) fn db_err(err: DbErr) -> Error {
     }
     match &err {
         DbErr::ConnectionAcquire(_) | DbErr::Conn(_) => Error::Unavailable(err.to_string()),
-        DbErr::Exec(e) | DbErr::Query(e) if is_connection_error(&e.to_string()) => {
+        DbErr::Exec(e) | DbErr::Query(e) if is_connection_lost(e) => {
             Error::Unavailable(err.to_string())
         }
         _ => Error::Internal(anyhow::Error::new(err)),
+    }
+}
+
+/// Whether a statement failed because the database went away under it: the
+/// connection broke, or the server ended the session (shutdown, failover,
+/// `pg_terminate_backend`) or refuses sessions for now. Retrying later helps.
+fn is_connection_lost(err: &RuntimeErr) -> bool {
+    match err {
+        RuntimeErr::SqlxError(e) => match e.as_ref() {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+            | sqlx::Error::BeginFailed => true,
+            // SQLSTATE class 08 (connection exception), 57P01–57P05 (the
+            // server ended the session), 53300 (too many connections).
+            sqlx::Error::Database(db) => {
+                db.code().is_some_and(|code| {
+                    code.starts_with("08") || code.starts_with("57P") || code == "53300"
+                }) || is_connection_error(&e.to_string())
+            }
+            other => is_connection_error(&other.to_string()),
+        },
+        other => is_connection_error(&other.to_string()),
     }
 }
 
@@ -79,5 +105,90 @@ pub(crate) trait DbResult<T> {
 impl<T> DbResult<T> for Result<T, DbErr> {
     fn db(self) -> Result<T, Error> {
         self.map_err(db_err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::borrow::Cow;
+    use std::sync::Arc;
+
+    use sea_orm::sqlx::error::{DatabaseError, ErrorKind};
+
+    use super::*;
+
+    /// A PostgreSQL error as the server reports it: a message and a SQLSTATE.
+    #[derive(Debug)]
+    struct Reported(&'static str, &'static str);
+
+    impl std::fmt::Display for Reported {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for Reported {}
+
+    impl DatabaseError for Reported {
+        fn message(&self) -> &str {
+            self.0
+        }
+        fn code(&self) -> Option<Cow<'_, str>> {
+            Some(Cow::Borrowed(self.1))
+        }
+        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+            self
+        }
+        fn kind(&self) -> ErrorKind {
+            ErrorKind::Other
+        }
+    }
+
+    fn query(err: sqlx::Error) -> Error {
+        db_err(DbErr::Query(RuntimeErr::SqlxError(Arc::new(err))))
+    }
+
+    #[test]
+    fn a_lost_connection_is_unavailable() {
+        let lost = [
+            sqlx::Error::Io(std::io::ErrorKind::ConnectionReset.into()),
+            sqlx::Error::Io(std::io::ErrorKind::UnexpectedEof.into()),
+            sqlx::Error::Protocol("unexpected end of stream".into()),
+            sqlx::Error::PoolTimedOut,
+            sqlx::Error::Database(Box::new(Reported(
+                "terminating connection due to administrator command",
+                "57P01",
+            ))),
+            sqlx::Error::Database(Box::new(Reported(
+                "the database system is shutting down",
+                "57P03",
+            ))),
+            sqlx::Error::Database(Box::new(Reported("connection failure", "08006"))),
+            sqlx::Error::Database(Box::new(Reported(
+                "sorry, too many clients already",
+                "53300",
+            ))),
+        ];
+        for err in lost {
+            let shown = err.to_string();
+            assert!(matches!(query(err), Error::Unavailable(_)), "{shown}");
+        }
+    }
+
+    #[test]
+    fn other_database_errors_are_internal() {
+        let err = sqlx::Error::Database(Box::new(Reported(
+            "canceling statement due to statement timeout",
+            "57014",
+        )));
+        assert!(matches!(query(err), Error::Internal(_)));
+        let err = sqlx::Error::Database(Box::new(Reported("division by zero", "22012")));
+        assert!(matches!(query(err), Error::Internal(_)));
     }
 }

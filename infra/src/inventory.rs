@@ -251,6 +251,9 @@ impl Inventory for Store {
                 .await?
                 .into();
         row.name = Set(name);
-        device_to_domain(row.update(&self.db).await.db()?)
+        let device = device_to_domain(row.update(&self.db).await.db()?)?;
+        // Its agent's work list names it.
+        self.signal.notify(t.0).await;
+        Ok(device)
     }
 }

@@ -49,12 +49,33 @@ pub(crate) async fn latest_jobs(
     conn: &impl ConnectionTrait,
     request_ids: Vec<Uuid>,
 ) -> Result<Vec<jobs::Model>> {
-    let mut rows = jobs::Entity::find()
-        .filter(jobs::Column::RequestId.is_in(request_ids))
-        .order_by_desc(jobs::Column::Id)
-        .all(conn)
-        .await
-        .db()?;
+    newest_per_request(
+        jobs::Entity::find().filter(jobs::Column::RequestId.is_in(request_ids)),
+        conn,
+    )
+    .await
+}
+
+/// The newest job of each of a tenant's requests.
+pub(crate) async fn latest_jobs_of(
+    conn: &impl ConnectionTrait,
+    t: TenantId,
+    request_ids: Vec<Uuid>,
+) -> Result<Vec<jobs::Model>> {
+    newest_per_request(
+        jobs::Entity::find()
+            .filter(jobs::Column::TenantId.eq(t.0))
+            .filter(jobs::Column::RequestId.is_in(request_ids)),
+        conn,
+    )
+    .await
+}
+
+async fn newest_per_request(
+    query: sea_orm::Select<jobs::Entity>,
+    conn: &impl ConnectionTrait,
+) -> Result<Vec<jobs::Model>> {
+    let mut rows = query.order_by_desc(jobs::Column::Id).all(conn).await.db()?;
     let mut seen = std::collections::HashSet::new();
     rows.retain(|j| seen.insert(j.request_id));
     Ok(rows)

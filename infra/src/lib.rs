@@ -17,6 +17,7 @@ mod inventory;
 mod jobs;
 mod keys;
 pub mod mail;
+pub mod metrics;
 mod programming_keys;
 mod requests;
 pub mod revocation;

@@ -10,6 +10,8 @@
 //! is it `failed`.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, SubsecRound, Utc};
@@ -129,6 +131,8 @@ pub struct Mailer {
     transport: Transport,
     from: Mailbox,
     max_attempts: i32,
+    /// Failed send attempts since the process started, for `/metrics`.
+    send_failures: Arc<AtomicU64>,
 }
 
 /// Why a send failed, and whether trying again can help.
@@ -164,7 +168,13 @@ impl Mailer {
             transport,
             from,
             max_attempts: i32::try_from(settings.max_attempts).unwrap_or(i32::MAX),
+            send_failures: Arc::default(),
         })
+    }
+
+    /// The count of failed send attempts (retried or given up) of this worker.
+    pub fn send_failures(&self) -> Arc<AtomicU64> {
+        self.send_failures.clone()
     }
 
     /// Sends the mails due at `now`, one claimed batch after another until none
@@ -236,6 +246,9 @@ impl Mailer {
             .filter(mail_outbox::Column::Id.eq(row.id))
             .filter(mail_outbox::Column::Status.eq("pending"))
             .filter(mail_outbox::Column::NextAttemptAt.eq(claim));
+        if outcome.is_err() {
+            self.send_failures.fetch_add(1, Ordering::Relaxed);
+        }
         let update = match outcome {
             Ok(()) => {
                 report.sent += 1;

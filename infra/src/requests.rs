@@ -18,8 +18,8 @@ use countersign_domain::workflow::{
 };
 use countersign_domain::{Error, ErrorCode, Result};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, JoinType,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Set, TransactionTrait,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -30,7 +30,7 @@ use crate::entities::{
     readout_jobs as jobs, request_decisions as decisions, tenants,
 };
 use crate::history::{actor_of, append};
-use crate::jobs::{insert_job, job_view, latest_jobs, set_job_status};
+use crate::jobs::{insert_job, job_view, latest_jobs_of, set_job_status};
 use crate::mail::enqueue;
 use crate::programming_keys::to_domain as key_to_domain;
 use crate::store::{Store, scoped};
@@ -234,12 +234,14 @@ fn open_request_conflict(err: Error) -> Error {
     }
 }
 
-/// Decisions of a request, oldest first.
+/// Decisions of a tenant's requests, oldest first.
 async fn decisions_of(
     conn: &impl ConnectionTrait,
+    t: TenantId,
     request_ids: Vec<Uuid>,
 ) -> Result<Vec<decisions::Model>> {
     decisions::Entity::find()
+        .filter(decisions::Column::TenantId.eq(t.0))
         .filter(decisions::Column::RequestId.is_in(request_ids))
         .order_by_asc(decisions::Column::DecidedAt)
         .order_by_asc(decisions::Column::Id)
@@ -298,16 +300,43 @@ fn request_view(
     })
 }
 
-/// Views of many requests with three queries, whatever their number.
-async fn views(conn: &impl ConnectionTrait, rows: &[requests::Model]) -> Result<Vec<RequestView>> {
+/// Views of a tenant's requests with at most two queries, whatever their number.
+async fn views(
+    conn: &impl ConnectionTrait,
+    t: TenantId,
+    rows: &[requests::Model],
+) -> Result<Vec<RequestView>> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
     let ids: Vec<Uuid> = rows.iter().map(|r| r.id).collect();
-    let all_decisions = decisions_of(conn, ids.clone()).await?;
-    let all_jobs = latest_jobs(conn, ids).await?;
+    let all_decisions = decisions_of(conn, t, ids).await?;
+    views_with(conn, t, rows, &all_decisions).await
+}
+
+/// Views of a tenant's requests, their decisions given.
+async fn views_with(
+    conn: &impl ConnectionTrait,
+    t: TenantId,
+    rows: &[requests::Model],
+    all_decisions: &[decisions::Model],
+) -> Result<Vec<RequestView>> {
+    // A request's job is created when it is approved, in the same transaction.
+    let approved: Vec<Uuid> = rows
+        .iter()
+        .filter(|r| r.approved_at.is_some())
+        .map(|r| r.id)
+        .collect();
+    let all_jobs = if approved.is_empty() {
+        Vec::new()
+    } else {
+        latest_jobs_of(conn, t, approved).await?
+    };
     rows.iter()
         .map(|r| {
             request_view(
                 r,
-                &all_decisions,
+                all_decisions,
                 all_jobs.iter().find(|j| j.request_id == Some(r.id)),
             )
         })
@@ -316,7 +345,7 @@ async fn views(conn: &impl ConnectionTrait, rows: &[requests::Model]) -> Result<
 
 async fn view_of(conn: &impl ConnectionTrait, t: TenantId, id: Uuid) -> Result<RequestView> {
     let row = scoped::<requests::Entity>(conn, t, id, false, "event-log request").await?;
-    let mut all = views(conn, std::slice::from_ref(&row)).await?;
+    let mut all = views(conn, t, std::slice::from_ref(&row)).await?;
     all.pop()
         .ok_or_else(|| Error::not_found("event-log request"))
 }
@@ -508,14 +537,49 @@ impl Requests for Store {
         if let Some(after) = page.after {
             query = query.filter(requests::Column::Id.gt(after));
         }
-        let rows = query
+        // One round trip for the page, each request with the ids of its
+        // decisions; the decisions themselves only for requests that have some.
+        let page_ids = query
+            .select_only()
+            .column(requests::Column::Id)
             .order_by_asc(requests::Column::Id)
             .limit(page.fetch())
-            .all(&self.db)
-            .await
-            .db()?;
+            .into_query();
+        let decided_on = requests::Entity::belongs_to(decisions::Entity)
+            .from(requests::Column::Id)
+            .to(decisions::Column::RequestId)
+            .into();
+        let statement = requests::Entity::find()
+            .filter(requests::Column::TenantId.eq(t.0))
+            .filter(requests::Column::Id.in_subquery(page_ids))
+            .join(JoinType::LeftJoin, decided_on)
+            .column_as(decisions::Column::Id, "decision_id")
+            .order_by_asc(requests::Column::Id)
+            .build(self.db.get_database_backend());
+        let found = self.db.query_all_raw(statement).await.db()?;
+        let mut rows: Vec<requests::Model> = Vec::with_capacity(found.len());
+        let mut decided = Vec::new();
+        for result in &found {
+            let id: Uuid = result.try_get("", "id").db()?;
+            if rows.last().is_none_or(|r| r.id != id) {
+                rows.push(requests::Model::from_query_result(result, "").db()?);
+            }
+            if result
+                .try_get::<Option<Uuid>>("", "decision_id")
+                .db()?
+                .is_some()
+                && decided.last() != Some(&id)
+            {
+                decided.push(id);
+            }
+        }
+        let all_decisions = if decided.is_empty() {
+            Vec::new()
+        } else {
+            decisions_of(&self.db, t, decided).await?
+        };
         let rows = Page::from_rows(rows, &page, |r| r.id);
-        let items = views(&self.db, &rows.items).await?;
+        let items = views_with(&self.db, t, &rows.items, &all_decisions).await?;
         Ok(Page {
             items,
             next_cursor: rows.next_cursor,
@@ -540,7 +604,7 @@ impl Requests for Store {
         let tenant = tenant_row(&txn, t).await?;
         let approver = person_of(&txn, by).await?;
         let status = parse(RequestStatus::parse(&row.status), "request status")?;
-        let cast = decisions_of(&txn, vec![row.id]).await?;
+        let cast = decisions_of(&txn, t, vec![row.id]).await?;
         let pending = Request::restore(status, || PendingRequest {
             requester: Person {
                 credential_id: row.requested_by_id,
@@ -696,7 +760,7 @@ impl Requests for Store {
                 "the programming key must be issued, valid and not blocked",
             ));
         }
-        let job = latest_jobs(&txn, vec![row.id])
+        let job = latest_jobs_of(&txn, t, vec![row.id])
             .await?
             .pop()
             .ok_or_else(|| Error::not_found("readout job"))?;
@@ -750,7 +814,9 @@ pub(crate) async fn cancel_locked(
     now: DateTime<Utc>,
 ) -> Result<requests::Model> {
     let status = parse(RequestStatus::parse(&row.status), "request status")?;
-    let job = latest_jobs(conn, vec![row.id]).await?.pop();
+    let job = latest_jobs_of(conn, TenantId(row.tenant_id), vec![row.id])
+        .await?
+        .pop();
     let job_status = job.as_ref().and_then(|j| JobStatus::parse(&j.status));
     let busy = job_status.is_some_and(JobStatus::is_busy);
     let status = Request::restore(status, || PendingRequest {

@@ -1,25 +1,84 @@
 //! Wake-ups for long-polling agents. A change of a tenant's work notifies the
 //! waiters in this process and, through Redis pub/sub, in every other replica.
-//! Waiting costs no database connection; when Redis is unreachable, waiters
-//! re-check the database at a bounded interval, so nothing is missed.
+//! Waiting costs no database connection. While the subscription to Redis is
+//! live, every change is heard and waiters look at the database only when
+//! woken; when it is down (or without Redis), they re-check the database at a
+//! bounded interval, and when it comes back every waiter looks once, so
+//! nothing is missed.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
+use countersign_domain::ports::WorkList;
 use futures::StreamExt;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
 const CHANNEL: &str = "countersign:work";
 
-/// How often a waiter looks at the database even without a wake-up.
+/// How often a waiter looks at the database even without a wake-up, while
+/// wake-ups from other replicas may be lost; also the longest a computed work
+/// list is reused without a wake-up.
 pub const RECHECK: Duration = Duration::from_secs(5);
+
+/// How often an agent's `last_seen_at` is written at most, unless its version changes.
+pub const SEEN_EVERY: chrono::Duration = chrono::Duration::seconds(30);
+
+/// Where the work of a tenant stood: the subscription's epoch and the
+/// tenant's count of changes. A work list computed at a stamp is current as
+/// long as the stamp stays the same.
+pub type Stamp = (u64, u64);
+
+/// A work list and the stamp read before it was computed.
+pub struct Cached {
+    pub stamp: Stamp,
+    pub at: Instant,
+    pub list: Arc<WorkList>,
+}
+
+/// When an agent's `last_seen_at` was last written, and with which version.
+type Seen = (DateTime<Utc>, Option<String>);
+
+/// The waiters of one tenant and its agents' latest work lists.
+#[derive(Default)]
+pub struct TenantWork {
+    notify: Notify,
+    generation: AtomicU64,
+    lists: Mutex<HashMap<Uuid, Arc<tokio::sync::Mutex<Option<Cached>>>>>,
+}
+
+impl TenantWork {
+    /// Resolves at the next change of the tenant's work (or of the subscription).
+    pub fn changed(&self) -> tokio::sync::futures::Notified<'_> {
+        self.notify.notified()
+    }
+
+    /// The agent's latest work list; locked while one is computed, so the
+    /// waiters of one agent share a single computation.
+    pub fn list_of(&self, agent: Uuid) -> Arc<tokio::sync::Mutex<Option<Cached>>> {
+        let mut lists = self.lists.lock().unwrap_or_else(|e| e.into_inner());
+        lists.entry(agent).or_default().clone()
+    }
+
+    fn wake(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.notify.notify_waiters();
+    }
+}
 
 #[derive(Default)]
 pub struct WorkSignal {
-    waiters: Mutex<HashMap<Uuid, Arc<Notify>>>,
+    tenants: Mutex<HashMap<Uuid, Arc<TenantWork>>>,
     redis: Option<redis::aio::ConnectionManager>,
+    /// Whether the subscription to other replicas' wake-ups is live.
+    subscribed: AtomicBool,
+    /// Changes whenever the subscription starts or stops.
+    epoch: AtomicU64,
+    /// When each agent's `last_seen_at` was last written, and with which version.
+    seen: Mutex<HashMap<Uuid, Seen>>,
 }
 
 impl WorkSignal {
@@ -30,23 +89,76 @@ impl WorkSignal {
     /// Shares wake-ups across replicas through Redis; starts the subscriber.
     pub fn redis(client: redis::Client, publisher: redis::aio::ConnectionManager) -> Arc<Self> {
         let signal = Arc::new(Self {
-            waiters: Mutex::default(),
             redis: Some(publisher),
+            ..Self::default()
         });
         tokio::spawn(subscribe(client, Arc::downgrade(&signal)));
         signal
     }
 
-    /// The notifier of a tenant's waiters.
-    pub fn waiter(&self, tenant: Uuid) -> Arc<Notify> {
-        let mut waiters = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
-        waiters.entry(tenant).or_default().clone()
+    /// The waiters and work lists of a tenant.
+    pub fn tenant(&self, tenant: Uuid) -> Arc<TenantWork> {
+        let mut tenants = self.tenants.lock().unwrap_or_else(|e| e.into_inner());
+        tenants.entry(tenant).or_default().clone()
+    }
+
+    /// Whether every change, of any replica, wakes the waiters here: only
+    /// then may a waiter rely on wake-ups alone.
+    pub fn reliable(&self) -> bool {
+        self.redis.is_some() && self.subscribed.load(Ordering::SeqCst)
+    }
+
+    /// Where the tenant's work stands; read before looking at the database.
+    pub fn stamp(&self, tenant: &TenantWork) -> Stamp {
+        (
+            self.epoch.load(Ordering::SeqCst),
+            tenant.generation.load(Ordering::SeqCst),
+        )
     }
 
     fn wake(&self, tenant: Uuid) {
-        let waiters = self.waiters.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(notify) = waiters.get(&tenant) {
-            notify.notify_waiters();
+        let tenants = self.tenants.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(work) = tenants.get(&tenant) {
+            work.wake();
+        }
+    }
+
+    /// The subscription started or stopped: every waiter looks again.
+    fn set_subscribed(&self, subscribed: bool) {
+        self.subscribed.store(subscribed, Ordering::SeqCst);
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        let tenants: Vec<Arc<TenantWork>> = self
+            .tenants
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect();
+        for work in tenants {
+            work.wake();
+        }
+    }
+
+    /// Whether an agent's `last_seen_at` is due to be written.
+    pub fn seen_due(&self, agent: Uuid, now: DateTime<Utc>, version: Option<&str>) -> bool {
+        let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        match seen.get(&agent) {
+            Some((at, known)) => {
+                now - *at >= SEEN_EVERY
+                    || *at > now
+                    || version.is_some_and(|v| known.as_deref() != Some(v))
+            }
+            None => true,
+        }
+    }
+
+    /// An agent's `last_seen_at` was written.
+    pub fn seen_written(&self, agent: Uuid, now: DateTime<Utc>, version: Option<String>) {
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = seen.entry(agent).or_insert((now, None));
+        entry.0 = now;
+        if version.is_some() {
+            entry.1 = version;
         }
     }
 
@@ -61,7 +173,7 @@ impl WorkSignal {
                 .query_async(&mut conn)
                 .await;
             if let Err(err) = sent {
-                tracing::warn!(error = %err, "work-list wake-up not shared; other replicas re-check within {RECHECK:?}");
+                tracing::warn!(error = %err, "work-list wake-up not shared; other replicas see the change at their next look at the database");
             }
         }
     }
@@ -72,6 +184,10 @@ async fn subscribe(client: redis::Client, signal: std::sync::Weak<WorkSignal>) {
         match client.get_async_pubsub().await {
             Ok(mut pubsub) => {
                 if pubsub.subscribe(CHANNEL).await.is_ok() {
+                    match signal.upgrade() {
+                        Some(signal) => signal.set_subscribed(true),
+                        None => return,
+                    }
                     let mut messages = pubsub.on_message();
                     while let Some(message) = messages.next().await {
                         let Some(signal) = signal.upgrade() else {
@@ -83,6 +199,10 @@ async fn subscribe(client: redis::Client, signal: std::sync::Weak<WorkSignal>) {
                         {
                             signal.wake(tenant);
                         }
+                    }
+                    match signal.upgrade() {
+                        Some(signal) => signal.set_subscribed(false),
+                        None => return,
                     }
                 }
                 tracing::warn!("work-list subscription lost; reconnecting");

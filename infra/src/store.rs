@@ -138,7 +138,10 @@ pub(crate) async fn page_of<E: EntityTrait>(
 
 #[async_trait::async_trait]
 impl Health for Store {
+    /// Bounded well below a probe's timeout: with the database gone, waiting
+    /// for the pool's acquire timeout would only make the probe itself fail.
     async fn ready(&self) -> bool {
-        self.db.ping().await.is_ok()
+        const PING: std::time::Duration = std::time::Duration::from_secs(2);
+        matches!(tokio::time::timeout(PING, self.db.ping()).await, Ok(Ok(())))
     }
 }

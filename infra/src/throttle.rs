@@ -1,5 +1,8 @@
 //! Throttling of failed logins per credential: counters in Redis, shared by
-//! all replicas, or in process. When Redis fails, the process counts alone.
+//! all replicas, or in process. When Redis fails, the process counts alone, so
+//! an outage allows at most [`LOGIN_FAILURES_ALLOWED`] failures per credential
+//! and window in each replica; what it counted then still throttles after
+//! Redis is back.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -35,10 +38,11 @@ impl LoginThrottle {
                 .query_async(&mut conn)
                 .await;
             match query {
-                Ok((count, ttl)) => {
-                    return (count.unwrap_or(0) >= LOGIN_FAILURES_ALLOWED)
-                        .then(|| ttl.max(1) as u64);
+                Ok((count, ttl)) if count.unwrap_or(0) >= LOGIN_FAILURES_ALLOWED => {
+                    return Some(ttl.max(1) as u64);
                 }
+                // Failures counted here while Redis was unreachable are not in Redis.
+                Ok(_) => {}
                 Err(err) => {
                     tracing::warn!(error = %err, "throttle counters unreachable; counting in this process")
                 }
@@ -60,7 +64,9 @@ impl LoginThrottle {
                 .arg("NX")
                 .query_async(&mut conn)
                 .await;
-            if query.is_ok() {
+            // A credential this process counted during an outage goes on being
+            // counted here until its window ends.
+            if query.is_ok() && !self.counted_locally(key) {
                 return;
             }
         }
@@ -87,6 +93,13 @@ impl LoginThrottle {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .remove(key);
+    }
+
+    fn counted_locally(&self, key: &str) -> bool {
+        let local = self.local.lock().unwrap_or_else(|e| e.into_inner());
+        local
+            .get(key)
+            .is_some_and(|(_, until)| *until > Instant::now())
     }
 
     fn local_retry_after(&self, key: &str) -> Option<u64> {

@@ -6,6 +6,9 @@
 
 #![allow(clippy::unwrap_used)]
 
+pub mod process;
+pub mod servers;
+
 use std::net::TcpListener;
 use std::sync::Arc;
 
@@ -426,6 +429,52 @@ impl TestApp {
             id.parse().unwrap(),
             token["access_token"].as_str().unwrap().to_owned(),
         )
+    }
+}
+
+/// A site with an agent: a remote unit `RU-1` and a desk unit `DU-1`, both
+/// assigned to the agent `Site PC`, and the agent's access token.
+pub struct Site {
+    pub token: String,
+    pub agent_id: String,
+    pub wall: String,
+    pub desk: String,
+}
+
+impl TestApp {
+    pub async fn site(&self, tenant: &Tenant) -> Site {
+        let device = |name: &str, kind: &str, serial: &str| {
+            self.post(
+                "/v1/remote-devices",
+                &tenant.admin,
+                json!({"name": name, "kind": kind, "serial": serial}),
+            )
+        };
+        let wall = device("Wall", "remote_unit", "RU-1").await.assert(201);
+        let desk = device("Desk", "desk_unit", "DU-1").await.assert(201);
+        let agent = self
+            .post("/v1/agents", &tenant.admin, json!({"name": "Site PC"}))
+            .await
+            .assert(201);
+        let agent_id = agent["agent"]["id"].as_str().unwrap().to_owned();
+        self.call(
+            reqwest::Method::PUT,
+            &format!("/v1/agents/{agent_id}/devices"),
+            Some(&tenant.admin),
+            Some(json!({"device_ids": [wall["id"], desk["id"]]})),
+        )
+        .await
+        .assert(200);
+        let login = self
+            .token(json!({"grant_type": "agent", "agent_id": agent_id, "secret": agent["secret"]}))
+            .await
+            .assert(200);
+        Site {
+            token: login["access_token"].as_str().unwrap().to_owned(),
+            agent_id,
+            wall: wall["id"].as_str().unwrap().to_owned(),
+            desk: desk["id"].as_str().unwrap().to_owned(),
+        }
     }
 }
 

@@ -55,6 +55,7 @@ pub struct WorkQuery {
     /// The `version` of the list the agent has.
     pub since: Option<String>,
     /// Seconds to wait for a change, at most 50.
+    #[param(maximum = 50)]
     pub wait: Option<u64>,
 }
 
@@ -197,6 +198,7 @@ pub async fn work(
 pub struct KeyInsertionIn {
     pub device_id: Uuid,
     #[validate(length(min = 1, max = 64))]
+    #[schema(min_length = 1, max_length = 64)]
     pub key_marking: String,
 }
 
@@ -254,6 +256,7 @@ pub async fn key_insertion(
 pub struct ProgrammingKeyConnectionIn {
     pub device_id: Uuid,
     #[validate(length(min = 1, max = 64))]
+    #[schema(min_length = 1, max_length = 64)]
     pub programming_key_marking: String,
 }
 
@@ -314,6 +317,7 @@ pub struct LeaseIn {
 #[serde(deny_unknown_fields)]
 pub struct EventIn {
     /// The device's sequence number; an event is stored once per number.
+    #[serde(deserialize_with = "super::integer::exact")]
     pub seq: i64,
     pub occurred_at: DateTime<Utc>,
     pub kind: String,
@@ -358,6 +362,7 @@ pub struct UploadOut {
 pub struct FailIn {
     pub lease_token: Uuid,
     #[validate(length(min = 1, max = 2000))]
+    #[schema(min_length = 1, max_length = 2000)]
     pub reason: String,
     /// Retry up to the attempt limit; otherwise the job and its request fail.
     pub retryable: bool,

@@ -19,6 +19,11 @@ use crate::state::AppState;
 #[serde(deny_unknown_fields)]
 pub struct AgentIn {
     #[validate(length(min = 1, max = 200))]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\u0000-\u001f\u007f-\u009f \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub name: String,
 }
 
@@ -28,6 +33,7 @@ pub struct AgentIn {
 #[serde(deny_unknown_fields)]
 pub struct AgentDevicesIn {
     #[validate(length(max = 1000))]
+    #[schema(max_items = 1000)]
     pub device_ids: Vec<Uuid>,
 }
 

@@ -13,7 +13,7 @@ use validator::Validate;
 use crate::extract::{Caller, Valid};
 use crate::pagination::{Page, PageQuery};
 use crate::problem::{ApiError, ListProblems, Problem, ResourceProblems};
-use crate::schema::RoleName;
+use crate::schema::{RoleName, WebserviceRoleName};
 use crate::state::AppState;
 
 /// A webservice credential acts through the roles it carries; never `approver`
@@ -22,8 +22,13 @@ use crate::state::AppState;
 #[serde(deny_unknown_fields)]
 pub struct ApiKeyIn {
     #[validate(length(min = 1, max = 200))]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\u0000-\u001f\u007f-\u009f \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub name: String,
-    #[schema(value_type = Vec<RoleName>)]
+    #[schema(value_type = Vec<WebserviceRoleName>)]
     pub roles: Vec<Role>,
 }
 

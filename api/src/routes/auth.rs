@@ -20,18 +20,41 @@ use crate::state::AppState;
 pub enum TokenRequest {
     /// A person with a programming key: tenant slug, key marking and PIN.
     ProgrammingKey {
+        #[schema(max_length = 63)]
         tenant: String,
+        #[schema(max_length = 64)]
         programming_key: String,
+        #[schema(max_length = 64)]
         pin: String,
     },
     /// An integration's API key.
-    ApiKey { tenant: String, api_key: String },
+    ApiKey {
+        #[schema(max_length = 63)]
+        tenant: String,
+        #[schema(max_length = 256)]
+        api_key: String,
+    },
     /// A device agent's id and secret.
-    Agent { agent_id: Uuid, secret: String },
+    Agent {
+        agent_id: Uuid,
+        #[schema(max_length = 256)]
+        secret: String,
+    },
     /// The SaaS operator's key.
-    Operator { operator_key: String },
+    Operator {
+        #[schema(max_length = 256)]
+        operator_key: String,
+    },
     /// A refresh token; it is spent, and a new one returned.
-    RefreshToken { refresh_token: String },
+    RefreshToken {
+        #[schema(max_length = 256)]
+        refresh_token: String,
+    },
+}
+
+/// Longer than `max` characters (as the document's `maxLength` counts them).
+fn longer(value: &str, max: usize) -> bool {
+    value.chars().count() > max
 }
 
 impl Validate for TokenRequest {
@@ -41,11 +64,11 @@ impl Validate for TokenRequest {
                 tenant,
                 programming_key,
                 pin,
-            } => tenant.len() > 63 || programming_key.len() > 64 || pin.len() > 64,
-            TokenRequest::ApiKey { tenant, api_key } => tenant.len() > 63 || api_key.len() > 256,
-            TokenRequest::Agent { secret, .. } => secret.len() > 256,
-            TokenRequest::Operator { operator_key } => operator_key.len() > 256,
-            TokenRequest::RefreshToken { refresh_token } => refresh_token.len() > 256,
+            } => longer(tenant, 63) || longer(programming_key, 64) || longer(pin, 64),
+            TokenRequest::ApiKey { tenant, api_key } => longer(tenant, 63) || longer(api_key, 256),
+            TokenRequest::Agent { secret, .. } => longer(secret, 256),
+            TokenRequest::Operator { operator_key } => longer(operator_key, 256),
+            TokenRequest::RefreshToken { refresh_token } => longer(refresh_token, 256),
         };
         let mut errors = validator::ValidationErrors::new();
         if too_long {
@@ -185,9 +208,11 @@ pub async fn me(state: web::Data<AppState>, caller: Caller) -> Result<web::Json<
 #[serde(deny_unknown_fields)]
 pub struct PinChange {
     #[validate(length(max = 64))]
+    #[schema(max_length = 64)]
     pub current_pin: String,
     /// 4 to 12 digits.
     #[validate(length(max = 64))]
+    #[schema(pattern = r"^[0-9]{4,12}$")]
     pub new_pin: String,
 }
 

@@ -37,6 +37,7 @@ pub struct EventLogQuery {
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
     /// Events per page, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
 }
 
@@ -114,7 +115,7 @@ pub(crate) fn local(at: DateTime<Utc>, tz: Tz) -> String {
 
 /// An instant with an explicit offset; a local time without one is ambiguous.
 fn instant(name: &str, value: Option<&str>) -> Result<Option<DateTime<Utc>>, ApiError> {
-    let Some(value) = value.filter(|v| !v.is_empty()) else {
+    let Some(value) = value else {
         return Ok(None);
     };
     DateTime::parse_from_rfc3339(value)

@@ -27,12 +27,15 @@ pub struct HistoryQuery {
     /// e.g. `programming_key.issued`, `auth.login`.
     pub action: Option<String>,
     /// Entries at or after this time (RFC 3339 with an explicit offset).
+    #[param(format = DateTime)]
     pub from: Option<String>,
     /// Entries before this time (RFC 3339 with an explicit offset).
+    #[param(format = DateTime)]
     pub to: Option<String>,
     /// `next_cursor` of the previous page.
     pub cursor: Option<String>,
     /// Items per page, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
 }
 
@@ -146,6 +149,14 @@ impl HistoryQuery {
         };
         let from = time("from", self.from.as_deref())?;
         let to = time("to", self.to.as_deref())?;
+        // No text column can hold U+0000; such a filter matches nothing anyway.
+        if [&self.subject_type, &self.action]
+            .into_iter()
+            .flatten()
+            .any(|v| v.contains('\0'))
+        {
+            return Err(invalid("subject_type and action must not contain U+0000"));
+        }
         Ok(HistoryFilter {
             subject_type: self.subject_type,
             subject_id: self.subject_id,

@@ -73,6 +73,7 @@ pub struct JobQuery {
     #[param(value_type = Option<JobKindName>)]
     pub kind: Option<JobKind>,
     pub cursor: Option<String>,
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
 }
 

@@ -9,6 +9,7 @@ pub mod event_log;
 pub mod health;
 pub mod history;
 pub mod imports;
+pub mod integer;
 pub mod inventory;
 pub mod jobs;
 pub mod keys;

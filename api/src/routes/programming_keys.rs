@@ -14,18 +14,28 @@ use validator::Validate;
 use crate::extract::{Caller, Valid, nullable};
 use crate::pagination::{Page, PageQuery};
 use crate::problem::{ApiError, ListProblems, Problem, ResourceProblems};
-use crate::schema::{KeyStatusName, RoleName};
+use crate::schema::{KeyStatusName, ProgrammingKeyRoleName, RoleName};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ProgrammingKeyIn {
     #[validate(length(min = 1, max = 64))]
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000](?:[^\u0000-\u001f\u007f-\u009f]*[^\u0000-\u001f\u007f-\u009f \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?$"
+    )]
     pub marking: String,
     #[validate(length(min = 1, max = 200))]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\u0000-\u001f\u007f-\u009f \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub name: String,
     #[serde(default)]
-    #[schema(value_type = Vec<RoleName>)]
+    #[schema(value_type = Vec<ProgrammingKeyRoleName>)]
     pub roles: Vec<Role>,
     pub valid_from: Option<DateTime<Utc>>,
     pub valid_until: Option<DateTime<Utc>>,
@@ -36,8 +46,13 @@ pub struct ProgrammingKeyIn {
 #[serde(deny_unknown_fields)]
 pub struct ProgrammingKeyPatch {
     #[validate(length(min = 1, max = 200))]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\u0000-\u001f\u007f-\u009f \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub name: Option<String>,
-    #[schema(value_type = Option<Vec<RoleName>>)]
+    #[schema(value_type = Option<Vec<ProgrammingKeyRoleName>>)]
     pub roles: Option<Vec<Role>>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<DateTime<Utc>>)]
@@ -58,6 +73,7 @@ pub struct IssueIn {
 pub struct PinIn {
     /// 4 to 12 digits; a one-time PIN the holder must replace at first login.
     #[validate(length(max = 64))]
+    #[schema(pattern = r"^[0-9]{4,12}$")]
     pub pin: String,
 }
 

@@ -32,6 +32,7 @@ pub struct RequestIn {
     pub target: TargetIn,
     /// For the approvers: why the log is needed.
     #[validate(length(max = 2000))]
+    #[schema(max_length = 2000)]
     pub comment: Option<String>,
 }
 
@@ -137,6 +138,7 @@ pub struct RequestQuery {
     #[param(value_type = Option<TargetTypeName>)]
     pub target_type: Option<TargetType>,
     pub cursor: Option<String>,
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
 }
 
@@ -144,6 +146,7 @@ pub struct RequestQuery {
 #[serde(deny_unknown_fields)]
 pub struct DecisionIn {
     #[validate(length(max = 2000))]
+    #[schema(max_length = 2000)]
     pub comment: Option<String>,
 }
 
@@ -151,6 +154,7 @@ pub struct DecisionIn {
 #[serde(deny_unknown_fields)]
 pub struct CancelIn {
     #[validate(length(max = 2000))]
+    #[schema(max_length = 2000)]
     pub reason: Option<String>,
 }
 

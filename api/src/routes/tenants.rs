@@ -36,8 +36,18 @@ fn one() -> u8 {
 #[serde(deny_unknown_fields)]
 pub struct TenantIn {
     #[validate(length(min = 2, max = 63))]
+    #[schema(
+        min_length = 2,
+        max_length = 63,
+        pattern = r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$"
+    )]
     pub slug: String,
     #[validate(length(min = 1, max = 200))]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\u0000-\u001f\u007f-\u009f \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub name: String,
     /// IANA time zone, e.g. `Europe/Berlin`. Never changes.
     pub base_timezone: String,
@@ -46,13 +56,26 @@ pub struct TenantIn {
     /// Whether event logs need an approver's consent. Never changes.
     pub approval_required: bool,
     /// Distinct approvers needed (1–3; 1 without the approver function). Never changes.
-    #[serde(default = "one")]
+    #[serde(default = "one", deserialize_with = "super::integer::exact")]
+    #[schema(minimum = 1, maximum = 3)]
     pub approvals_required: u8,
-    #[serde(default = "default_retention")]
+    #[serde(
+        default = "default_retention",
+        deserialize_with = "super::integer::exact"
+    )]
+    #[schema(minimum = 1, maximum = 36500)]
     pub event_retention_days: u32,
-    #[serde(default = "default_request_ttl")]
+    #[serde(
+        default = "default_request_ttl",
+        deserialize_with = "super::integer::exact"
+    )]
+    #[schema(minimum = 1, maximum = 8760)]
     pub request_ttl_hours: u32,
-    #[serde(default = "default_execution_ttl")]
+    #[serde(
+        default = "default_execution_ttl",
+        deserialize_with = "super::integer::exact"
+    )]
+    #[schema(minimum = 1, maximum = 8760)]
     pub execution_ttl_hours: u32,
     #[validate(nested)]
     pub initial_admin: InitialAdminIn,
@@ -63,10 +86,21 @@ pub struct TenantIn {
 #[serde(deny_unknown_fields)]
 pub struct InitialAdminIn {
     #[validate(length(min = 1, max = 200))]
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\u0000-\u001f\u007f-\u009f \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub employee_name: String,
     #[validate(email)]
+    #[schema(format = Email)]
     pub email: String,
     #[validate(length(min = 1, max = 64))]
+    #[schema(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000](?:[^\u0000-\u001f\u007f-\u009f]*[^\u0000-\u001f\u007f-\u009f \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000])?$"
+    )]
     pub programming_key_marking: String,
 }
 
@@ -121,11 +155,22 @@ pub struct ProvisionedOut {
 #[derive(Debug, Default, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TenantPatch {
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\u0000-\u001f\u007f-\u009f \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000-\u001f\u007f-\u009f]*$"
+    )]
     pub name: Option<String>,
     #[schema(value_type = Option<LocaleName>)]
     pub locale: Option<Locale>,
+    #[serde(default, deserialize_with = "super::integer::optional")]
+    #[schema(minimum = 1, maximum = 36500)]
     pub event_retention_days: Option<u32>,
+    #[serde(default, deserialize_with = "super::integer::optional")]
+    #[schema(minimum = 1, maximum = 8760)]
     pub request_ttl_hours: Option<u32>,
+    #[serde(default, deserialize_with = "super::integer::optional")]
+    #[schema(minimum = 1, maximum = 8760)]
     pub execution_ttl_hours: Option<u32>,
     #[schema(value_type = Option<TenantStatusName>)]
     pub status: Option<TenantStatus>,
@@ -134,6 +179,8 @@ pub struct TenantPatch {
     /// Fixed: 409 `approval_setting_immutable` unless unchanged.
     pub approval_required: Option<bool>,
     /// Fixed: 409 `approval_setting_immutable` unless unchanged.
+    #[serde(default, deserialize_with = "super::integer::optional")]
+    #[schema(maximum = 255)]
     pub approvals_required: Option<u8>,
     /// Fixed: 409 `tenant_setting_immutable` unless unchanged.
     pub base_timezone: Option<String>,

@@ -173,6 +173,24 @@ mod tests {
         out
     }
 
+    /// The frames and the number of bytes discarded.
+    fn decode_counted(bytes: &[u8], chunk: usize) -> (Vec<Frame>, u64) {
+        let mut codec = FrameCodec::default();
+        let mut buf = BytesMut::new();
+        let mut out = Vec::new();
+        for piece in bytes.chunks(chunk.max(1)) {
+            buf.extend_from_slice(piece);
+            while let Some(frame) = codec.decode(&mut buf).unwrap() {
+                out.push(frame);
+            }
+        }
+        while let Some(frame) = codec.decode_eof(&mut buf).unwrap() {
+            out.push(frame);
+        }
+        assert!(buf.is_empty());
+        (out, codec.discarded())
+    }
+
     proptest! {
         #[test]
         fn round_trip(frames in proptest::collection::vec(frame_strategy(), 1..6), chunk in 1usize..64) {
@@ -190,6 +208,30 @@ mod tests {
             bytes.extend_from_slice(&encode(&frames));
             let decoded = decode_all(&bytes, chunk);
             prop_assert!(decoded.ends_with(&frames), "decoded {:?}", decoded.len());
+        }
+
+        /// Arbitrary bytes decode to the same frames however they are split, and
+        /// every byte is either part of a frame or counted as discarded.
+        #[test]
+        fn any_bytes_decode_alike_in_any_pieces(
+            segments in proptest::collection::vec(
+                prop_oneof![
+                    proptest::collection::vec(
+                        prop_oneof![3 => any::<u8>(), 1 => Just(SOF), 1 => Just(0u8)],
+                        0..40,
+                    ),
+                    frame_strategy().prop_map(|f| encode(&[f]).to_vec()),
+                ],
+                0..8,
+            ),
+            chunk in 1usize..64,
+        ) {
+            let bytes = segments.concat();
+            let whole = decode_counted(&bytes, bytes.len().max(1));
+            let pieces = decode_counted(&bytes, chunk);
+            prop_assert_eq!(&whole, &pieces);
+            let framed: usize = whole.0.iter().map(|f| HEADER + BODY_MIN + f.payload.len() + CRC_LEN).sum();
+            prop_assert_eq!(framed as u64 + whole.1, bytes.len() as u64);
         }
 
         /// A frame damaged behind its length field is never accepted; the next one is.

@@ -180,3 +180,102 @@ pub fn to_payload<T: Serialize>(value: &T) -> Bytes {
     // Serialising these plain structs to a Vec cannot fail.
     serde_json::to_vec(value).unwrap_or_default().into()
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use bytes::BytesMut;
+    use proptest::prelude::*;
+    use tokio_util::codec::{Decoder, Encoder};
+
+    use super::*;
+    use crate::protocol::FrameCodec;
+
+    fn text() -> impl Strategy<Value = String> {
+        // Short enough for any message to fit one frame.
+        "\\PC{0,40}"
+    }
+
+    fn message() -> impl Strategy<Value = Message> {
+        prop_oneof![
+            Just(Message::Identify),
+            (text(), any::<u64>(), any::<u16>()).prop_map(|(key, from_seq, max)| {
+                Message::ReadEvents(ReadEvents { key, from_seq, max })
+            }),
+            (text(), text(), text()).prop_map(|(programming_key, job_id, cylinder)| {
+                Message::LoadJob(LoadJob {
+                    programming_key,
+                    job_id,
+                    cylinder,
+                })
+            }),
+            (text(), text(), any::<u64>(), any::<u16>()).prop_map(
+                |(programming_key, job_id, from_seq, max)| {
+                    Message::CollectResults(CollectResults {
+                        programming_key,
+                        job_id,
+                        from_seq,
+                        max,
+                    })
+                }
+            ),
+        ]
+    }
+
+    fn notice() -> impl Strategy<Value = Notice> {
+        prop_oneof![
+            text().prop_map(Notice::KeyInserted),
+            text().prop_map(Notice::KeyRemoved),
+            text().prop_map(Notice::ProgrammingKeyConnected),
+            text().prop_map(Notice::ProgrammingKeyDisconnected),
+        ]
+    }
+
+    /// Through the codec and back, in pieces of `chunk` bytes.
+    fn over_the_line(frames: &[Frame], chunk: usize) -> Vec<Frame> {
+        let mut codec = FrameCodec::default();
+        let mut line = BytesMut::new();
+        for frame in frames {
+            codec.encode(frame.clone(), &mut line).unwrap();
+        }
+        let mut buf = BytesMut::new();
+        let mut out = Vec::new();
+        for piece in line.chunks(chunk) {
+            buf.extend_from_slice(piece);
+            while let Some(frame) = codec.decode(&mut buf).unwrap() {
+                out.push(frame);
+            }
+        }
+        out
+    }
+
+    proptest! {
+        /// Requests and notices arrive as they were sent, whatever their content.
+        #[test]
+        fn messages_and_notices_survive_the_line(
+            messages in proptest::collection::vec((any::<u16>(), message()), 0..5),
+            notices in proptest::collection::vec((any::<u16>(), notice()), 0..5),
+            chunk in 1usize..48,
+        ) {
+            let frames: Vec<Frame> = messages
+                .iter()
+                .map(|(seq, m)| m.to_frame(*seq))
+                .chain(notices.iter().map(|(seq, n)| n.to_frame(*seq)))
+                .collect();
+            let received = over_the_line(&frames, chunk);
+            prop_assert_eq!(&received, &frames);
+            let (requests, unsolicited) = received.split_at(messages.len());
+            for ((seq, sent), frame) in messages.iter().zip(requests) {
+                prop_assert_eq!(frame.seq, *seq);
+                prop_assert_eq!(&Message::from_frame(frame).unwrap(), sent);
+                prop_assert_eq!(Notice::from_frame(frame), None);
+            }
+            for ((seq, sent), frame) in notices.iter().zip(unsolicited) {
+                prop_assert_eq!(frame.seq, *seq);
+                prop_assert_eq!(Notice::from_frame(frame), Some(sent.clone()));
+                prop_assert!(Message::from_frame(frame).is_err());
+            }
+        }
+    }
+}

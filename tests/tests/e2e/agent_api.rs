@@ -4,57 +4,12 @@
 use std::time::{Duration, Instant};
 
 use countersign_domain::ports::Sweeper;
-use countersign_tests::{Tenant, TestApp, on_both_databases};
+use countersign_tests::{Site, Tenant, TestApp, on_both_databases};
 use serde_json::{Value, json};
 
 /// An agent serving a remote unit and a desk unit: its token and device ids.
-struct Site {
-    token: String,
-    agent_id: String,
-    wall: String,
-    desk: String,
-}
-
 async fn site(app: &TestApp, tenant: &Tenant) -> Site {
-    let wall = app
-        .post(
-            "/v1/remote-devices",
-            &tenant.admin,
-            json!({"name": "Wall", "kind": "remote_unit", "serial": "RU-1"}),
-        )
-        .await
-        .assert(201);
-    let desk = app
-        .post(
-            "/v1/remote-devices",
-            &tenant.admin,
-            json!({"name": "Desk", "kind": "desk_unit", "serial": "DU-1"}),
-        )
-        .await
-        .assert(201);
-    let agent = app
-        .post("/v1/agents", &tenant.admin, json!({"name": "Site PC"}))
-        .await
-        .assert(201);
-    let agent_id = agent["agent"]["id"].as_str().unwrap().to_owned();
-    app.call(
-        reqwest::Method::PUT,
-        &format!("/v1/agents/{agent_id}/devices"),
-        Some(&tenant.admin),
-        Some(json!({"device_ids": [wall["id"], desk["id"]]})),
-    )
-    .await
-    .assert(200);
-    let login = app
-        .token(json!({"grant_type": "agent", "agent_id": agent_id, "secret": agent["secret"]}))
-        .await
-        .assert(200);
-    Site {
-        token: login["access_token"].as_str().unwrap().to_owned(),
-        agent_id,
-        wall: wall["id"].as_str().unwrap().to_owned(),
-        desk: desk["id"].as_str().unwrap().to_owned(),
-    }
+    app.site(tenant).await
 }
 
 fn events(from: i64, to: i64) -> Vec<Value> {

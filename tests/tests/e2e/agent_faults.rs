@@ -4,19 +4,21 @@
 //! exactly once.
 //!
 //! The test runs on a PostgreSQL cluster (`initdb`) and a Redis server of its
-//! own, so stopping them disturbs no other test. The normal run is one round of
-//! six keys (about 20 s); `FAULT_ROUNDS=5 cargo test -p countersign-tests
-//! agent_faults -- --nocapture` runs longer, and `FAULT_SEED=<n>` repeats the
-//! random delays of an earlier run (each run prints its seed).
+//! own ([`countersign_tests::servers`]), so stopping them disturbs no other
+//! test. Each round reads six keys, five of them under a fault at a random
+//! point (three agent kills, an API restart, a Redis outage). The normal run is
+//! [`CI_ROUNDS`] rounds (under a minute); `FAULT_ROUNDS=25 cargo test -p
+//! countersign-tests --test e2e agent_faults -- --nocapture` is the long run
+//! (10–15 minutes), and `FAULT_SEED=<n>` repeats the random delays of an
+//! earlier run (each run prints its seed). The figures are events lost and
+//! duplicated, both 0.
 
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 
 use countersign_tests::TestApp;
+use countersign_tests::servers::{Postgres, Redis};
 use sea_orm::{ConnectionTrait, DbBackend, Statement};
 use serde_json::json;
-use tokio::process::{Child, Command};
 use tokio::time::Instant;
 
 use crate::agent_processes::{Site, approved_request, get, seqs};
@@ -24,6 +26,8 @@ use crate::agent_processes::{Site, approved_request, get, seqs};
 /// Keys per round, and events each key holds.
 const KEYS: usize = 6;
 const EVENTS: u64 = 300;
+/// Rounds of the normal run; `FAULT_ROUNDS` overrides.
+const CI_ROUNDS: usize = 2;
 /// How long one key may take, faults included.
 const PER_KEY: Duration = Duration::from_secs(40);
 
@@ -42,189 +46,6 @@ impl Rng {
     /// A delay between `min` and `max` milliseconds.
     fn millis(&mut self, min: u64, max: u64) -> Duration {
         Duration::from_millis(min + self.next() % (max - min + 1))
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// The uid and gid to run PostgreSQL as: ours, or `postgres`'s when we are root
-/// (initdb refuses to run as root).
-async fn postgres_user() -> Option<(u32, u32)> {
-    let id = |args: &'static [&'static str]| async move {
-        let out = Command::new("id").args(args).output().await.unwrap();
-        String::from_utf8_lossy(&out.stdout)
-            .trim()
-            .parse::<u32>()
-            .unwrap()
-    };
-    if id(&["-u"]).await != 0 {
-        return None;
-    }
-    Some((id(&["-u", "postgres"]).await, id(&["-g", "postgres"]).await))
-}
-
-fn postgres_bin(name: &str) -> PathBuf {
-    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-        .map(|dirs| {
-            dirs.filter_map(Result::ok)
-                .map(|d| d.path().join("bin").join(name))
-                .filter(|p| p.exists())
-                .collect()
-        })
-        .unwrap_or_default();
-    found.sort();
-    found.pop().unwrap_or_else(|| PathBuf::from(name))
-}
-
-fn as_user(command: &mut Command, user: Option<(u32, u32)>) {
-    if let Some((uid, gid)) = user {
-        command.uid(uid).gid(gid);
-    }
-}
-
-/// A PostgreSQL cluster of the test's own, in a temporary directory.
-struct Postgres {
-    port: u16,
-    child: Child,
-    _dir: tempfile::TempDir,
-}
-
-impl Postgres {
-    async fn start() -> Postgres {
-        let dir = tempfile::tempdir().unwrap();
-        let user = postgres_user().await;
-        if let Some((uid, gid)) = user {
-            std::os::unix::fs::chown(dir.path(), Some(uid), Some(gid)).unwrap();
-        }
-        let data = dir.path().join("data");
-        let mut initdb = Command::new(postgres_bin("initdb"));
-        initdb
-            .arg("-D")
-            .arg(&data)
-            .args(["-U", "postgres", "--auth=trust", "-E", "UTF8", "-N"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        as_user(&mut initdb, user);
-        let out = initdb.output().await.expect("initdb");
-        assert!(
-            out.status.success(),
-            "initdb: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let port = free_port();
-        let mut postgres = Command::new(postgres_bin("postgres"));
-        postgres
-            .arg("-D")
-            .arg(&data)
-            .args(["-p", &port.to_string(), "-h", "127.0.0.1", "-k"])
-            .arg(dir.path())
-            .args(["-c", "fsync=off", "-c", "max_connections=100"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true);
-        as_user(&mut postgres, user);
-        let child = postgres.spawn().expect("postgres");
-        let server = Postgres {
-            port,
-            child,
-            _dir: dir,
-        };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while countersign_infra::db::connect(&server.admin_url(), 1)
-            .await
-            .is_err()
-        {
-            assert!(Instant::now() < deadline, "PostgreSQL did not start");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        server
-    }
-
-    fn admin_url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
-    }
-}
-
-impl Drop for Postgres {
-    fn drop(&mut self) {
-        // A fast shutdown, so that no backend outlives the temporary directory;
-        // kill_on_drop is the fallback.
-        if let Some(pid) = self.child.id() {
-            let _ = std::process::Command::new("kill")
-                .args(["-INT", &pid.to_string()])
-                .status();
-            for _ in 0..50 {
-                if matches!(self.child.try_wait(), Ok(Some(_))) {
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-        }
-    }
-}
-
-/// A Redis server of the test's own that can be stopped and started again on
-/// the same port.
-struct Redis {
-    port: u16,
-    child: Option<Child>,
-}
-
-impl Redis {
-    async fn start() -> Redis {
-        let mut redis = Redis {
-            port: free_port(),
-            child: None,
-        };
-        redis.resume().await;
-        redis
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    async fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            child.kill().await.unwrap();
-        }
-    }
-
-    async fn resume(&mut self) {
-        assert!(self.child.is_none(), "Redis is running");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let mut child = Command::new("redis-server")
-                .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-                .args(["--save", "", "--appendonly", "no"])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .kill_on_drop(true)
-                .spawn()
-                .expect("redis-server");
-            for _ in 0..20 {
-                if tokio::net::TcpStream::connect(("127.0.0.1", self.port))
-                    .await
-                    .is_ok()
-                {
-                    self.child = Some(child);
-                    return;
-                }
-                if let Ok(Some(_)) = child.try_wait() {
-                    break; // the port is not free yet
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
-            let _ = child.kill().await;
-            assert!(Instant::now() < deadline, "Redis did not start again");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
     }
 }
 
@@ -287,7 +108,7 @@ async fn every_event_is_stored_once_through_agent_kills_api_restarts_and_redis_o
     let rounds: usize = std::env::var("FAULT_ROUNDS")
         .ok()
         .and_then(|r| r.parse().ok())
-        .unwrap_or(1);
+        .unwrap_or(CI_ROUNDS);
     let seed: u64 = std::env::var("FAULT_SEED")
         .ok()
         .and_then(|s| s.parse().ok())

@@ -7,6 +7,7 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use countersign_tests::process::cargo_binary;
 use countersign_tests::{Tenant, TestApp, on_both_databases};
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
@@ -22,52 +23,7 @@ pub(crate) const PATIENCE: Duration = Duration::from_secs(20);
 pub(crate) async fn agent_binary() -> PathBuf {
     static BUILT: tokio::sync::OnceCell<PathBuf> = tokio::sync::OnceCell::const_new();
     BUILT
-        .get_or_init(|| async {
-            let exe = std::env::current_exe().unwrap();
-            let dir = exe.parent().unwrap().parent().unwrap();
-            let binary = dir.join("countersign-agent");
-            let mut build = Command::new(option_env!("CARGO").unwrap_or("cargo"));
-            build
-                .args([
-                    "build",
-                    "-p",
-                    "countersign-agent",
-                    "--bin",
-                    "countersign-agent",
-                ])
-                .current_dir(env!("CARGO_MANIFEST_DIR"));
-            // What cargo set for this test process would make build scripts that
-            // watch it (ring watches CARGO_MANIFEST_DIR) rebuild for nothing.
-            for (name, _) in std::env::vars() {
-                if name.starts_with("CARGO_PKG_")
-                    || [
-                        "CARGO_MANIFEST_DIR",
-                        "CARGO_MANIFEST_PATH",
-                        "CARGO_CRATE_NAME",
-                        "CARGO_PRIMARY_PACKAGE",
-                        "CARGO_TARGET_TMPDIR",
-                    ]
-                    .contains(&name.as_str())
-                {
-                    build.env_remove(name);
-                }
-            }
-            match build.output().await {
-                Ok(output) if output.status.success() => {}
-                Ok(output) => assert!(
-                    binary.exists(),
-                    "cannot build countersign-agent and {} is missing:\n{}",
-                    binary.display(),
-                    String::from_utf8_lossy(&output.stderr)
-                ),
-                Err(error) => assert!(
-                    binary.exists(),
-                    "cannot run cargo ({error}) and {} is missing",
-                    binary.display()
-                ),
-            }
-            binary
-        })
+        .get_or_init(|| cargo_binary("countersign-agent", "countersign-agent"))
         .await
         .clone()
 }
