@@ -316,6 +316,17 @@ impl ApiClient {
         Ok(())
     }
 
+    /// `POST /v1/agent/jobs/{job_id}/{step}` with `body`.
+    async fn job_step<T: DeserializeOwned>(
+        &self,
+        job_id: Uuid,
+        step: &str,
+        body: &serde_json::Value,
+    ) -> Result<T, ClientError> {
+        let path = format!("/v1/agent/jobs/{job_id}/{step}");
+        self.call(Method::POST, &path, Some(body), None).await
+    }
+
     async fn call<T: DeserializeOwned, B: Serialize>(
         &self,
         method: Method,
@@ -515,49 +526,27 @@ impl ApiClient {
 
     pub async fn claim(&self, job_id: Uuid, device_id: Uuid) -> Result<LeasedJob, ClientError> {
         let body = serde_json::json!({"device_id": device_id});
-        self.call(
-            Method::POST,
-            &format!("/v1/agent/jobs/{job_id}/claim"),
-            Some(&body),
-            None,
-        )
-        .await
+        self.job_step(job_id, "claim", &body).await
     }
 
     pub async fn heartbeat(&self, job_id: Uuid, lease: Uuid) -> Result<LeasedJob, ClientError> {
         let body = serde_json::json!({"lease_token": lease});
-        self.call(
-            Method::POST,
-            &format!("/v1/agent/jobs/{job_id}/heartbeat"),
-            Some(&body),
-            None,
-        )
-        .await
+        self.job_step(job_id, "heartbeat", &body).await
     }
 
     pub async fn loaded(&self, job_id: Uuid, lease: Uuid) -> Result<Job, ClientError> {
         let body = serde_json::json!({"lease_token": lease});
-        self.call::<JobOnly, _>(
-            Method::POST,
-            &format!("/v1/agent/jobs/{job_id}/loaded"),
-            Some(&body),
-            None,
-        )
-        .await
-        .map(|j| j.job)
+        self.job_step::<JobOnly>(job_id, "loaded", &body)
+            .await
+            .map(|j| j.job)
     }
 
     /// Hands a lease back unused; the claim does not count as an attempt.
     pub async fn release(&self, job_id: Uuid, lease: Uuid) -> Result<Job, ClientError> {
         let body = serde_json::json!({"lease_token": lease});
-        self.call::<JobOnly, _>(
-            Method::POST,
-            &format!("/v1/agent/jobs/{job_id}/release"),
-            Some(&body),
-            None,
-        )
-        .await
-        .map(|j| j.job)
+        self.job_step::<JobOnly>(job_id, "release", &body)
+            .await
+            .map(|j| j.job)
     }
 
     pub async fn upload_events(
@@ -567,25 +556,14 @@ impl ApiClient {
         events: &[UploadEvent],
     ) -> Result<UploadReceipt, ClientError> {
         let body = serde_json::json!({"lease_token": lease, "events": events});
-        self.call(
-            Method::POST,
-            &format!("/v1/agent/jobs/{job_id}/events"),
-            Some(&body),
-            None,
-        )
-        .await
+        self.job_step(job_id, "events", &body).await
     }
 
     pub async fn complete(&self, job_id: Uuid, lease: Uuid) -> Result<Job, ClientError> {
         let body = serde_json::json!({"lease_token": lease});
-        self.call::<JobOnly, _>(
-            Method::POST,
-            &format!("/v1/agent/jobs/{job_id}/complete"),
-            Some(&body),
-            None,
-        )
-        .await
-        .map(|j| j.job)
+        self.job_step::<JobOnly>(job_id, "complete", &body)
+            .await
+            .map(|j| j.job)
     }
 
     pub async fn fail(
@@ -597,13 +575,8 @@ impl ApiClient {
     ) -> Result<Job, ClientError> {
         let body =
             serde_json::json!({"lease_token": lease, "reason": reason, "retryable": retryable});
-        self.call::<JobOnly, _>(
-            Method::POST,
-            &format!("/v1/agent/jobs/{job_id}/fail"),
-            Some(&body),
-            None,
-        )
-        .await
-        .map(|j| j.job)
+        self.job_step::<JobOnly>(job_id, "fail", &body)
+            .await
+            .map(|j| j.job)
     }
 }
