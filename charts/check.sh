@@ -114,7 +114,7 @@ def by_kind(docs):
     return kinds
 
 
-def check_invariants(docs, expected_kinds):
+def check_invariants(docs, expected_kinds, values):
     kinds = by_kind(docs)
     assert sorted(kinds) == sorted(expected_kinds), f"kinds {sorted(kinds)} != {sorted(expected_kinds)}"
     pod = kinds["Deployment"][0]["spec"]["template"]["spec"]
@@ -133,6 +133,25 @@ def check_invariants(docs, expected_kinds):
     job = kinds["Job"][0]
     assert job["metadata"]["annotations"]["helm.sh/hook"] == "pre-install,pre-upgrade", "migration hook"
     assert job["spec"]["template"]["spec"]["containers"][0]["command"] == ["countersign", "migrate"], "migrate"
+    # The database roles: the owner's URL reaches the migration Job and never the API pods.
+    def secret_refs(container):
+        return {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container.get("env", []) if "valueFrom" in e}
+    api_env = secret_refs(api)
+    job_env = secret_refs(job["spec"]["template"]["spec"]["containers"][0])
+    migration = owner_secret(values)
+    if migration is not None:
+        assert job_env["DATABASE_URL"] == migration, "the migration Job connects as the owner"
+        assert migration not in api_env.values(), "the owner's URL must not reach the API pods"
+    if "COUNTERSIGN_WORKER_DATABASE_URL" in api_env:
+        assert api_env["COUNTERSIGN_WORKER_DATABASE_URL"] != api_env["DATABASE_URL"], "two roles, two URLs"
+
+
+def owner_secret(values):
+    """The secretKeyRef of the owner's URL, when the values name an existing Secret for it."""
+    item = (values or {}).get("secrets", {}).get("migrationDatabaseUrl", {})
+    if item.get("existingSecret"):
+        return {"name": item["existingSecret"], "key": item["existingSecretKey"]}
+    return None
 
 
 def scenario(label, values, expected_kinds):
@@ -145,7 +164,7 @@ def scenario(label, values, expected_kinds):
     check(f"lint ({label})", lambda: lint(values))
     check(f"render ({label})", do_render)
     check(f"validate against Kubernetes {KUBE_VERSION}, strict ({label})", lambda: validate(docs))
-    check(f"invariants ({label})", lambda: check_invariants(docs, expected_kinds))
+    check(f"invariants ({label})", lambda: check_invariants(docs, expected_kinds, values))
 
 
 def refuses(label, values, message):

@@ -13,6 +13,13 @@ pub struct Config {
     pub listen: String,
     /// `DATABASE_URL`: `postgres://…` or `sqlite://…`; default a SQLite file here.
     pub database_url: String,
+    /// `COUNTERSIGN_WORKER_DATABASE_URL`: PostgreSQL as a member of
+    /// `countersign_worker`, for background work that spans tenants; unset
+    /// means `DATABASE_URL`, whose role must then reach every tenant.
+    pub worker_database_url: Option<String>,
+    /// `COUNTERSIGN_MIGRATION_DATABASE_URL`: the schema owner, for
+    /// `countersign migrate`; unset means `DATABASE_URL`.
+    pub migration_database_url: Option<String>,
     /// `REDIS_URL`: unset means in-process replacements.
     pub redis_url: Option<String>,
     /// `SMTP_URL`: unset means mails are written to `mail_dir`.
@@ -69,6 +76,8 @@ impl Default for Config {
         Config {
             listen: "127.0.0.1:8080".into(),
             database_url: "sqlite://countersign.db".into(),
+            worker_database_url: None,
+            migration_database_url: None,
             redis_url: None,
             smtp_url: None,
             mail_dir: "mail".into(),

@@ -41,7 +41,11 @@ fn main() -> anyhow::Result<()> {
     actix_web::rt::System::new().block_on(async move {
         match cli.command {
             Some(Command::Migrate) => {
-                let conn = countersign_infra::db::connect(&config.database_url, 1).await?;
+                let url = config
+                    .migration_database_url
+                    .as_deref()
+                    .unwrap_or(&config.database_url);
+                let conn = countersign_infra::db::connect(url, 1).await?;
                 countersign_infra::db::migrate(&conn).await?;
                 println!("migrations applied");
                 Ok(())

@@ -49,6 +49,8 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wiring> {
     if embedded {
         db::migrate(&conn).await?;
     }
+    let all_tenants =
+        db::all_tenants_connection(&conn, config.worker_database_url.as_deref()).await?;
     let clock = Arc::new(SystemClock);
     let redis = match &config.redis_url {
         Some(url) => {
@@ -93,12 +95,13 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wiring> {
     let signer = Arc::new(history_signer(config)?);
     let store = Arc::new(
         Store::new(conn.clone(), clock.clone(), revocations.clone(), public_url)
+            .with_all_tenants_connection(all_tenants.clone())
             .with_history_signer(signer)
             .with_work_signal(work_signal)
             .with_job_max_attempts(config.job_max_attempts),
     );
     let mailer = Arc::new(Mailer::new(
-        conn.clone(),
+        all_tenants.clone(),
         &MailerSettings {
             smtp_url: config.smtp_url.clone(),
             mail_dir: config.mail_dir.clone(),
@@ -106,7 +109,12 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wiring> {
             max_attempts: config.mail_max_attempts,
         },
     )?);
-    let operations = OperationsProbe::new(conn.clone(), redis.clone(), mailer.send_failures());
+    let operations = OperationsProbe::new(
+        conn.clone(),
+        all_tenants,
+        redis.clone(),
+        mailer.send_failures(),
+    );
     let metrics = Metrics::new(Arc::new(operations), redis.is_some())?;
     let auth = AuthService::new(
         conn,

@@ -5,6 +5,7 @@ SELECT p.tenant_id, p.request_id, p.requester, p.t, (s.k / :pool) % 5 + 1 AS a
   FROM (SELECT nextval('bench_pool_seq') - 1 AS k) s
   JOIN bench_pool p ON p.n = s.k % :pool + 1 \gset
 BEGIN;
+SELECT set_config('countersign.tenant_id', :tenant_id::text, true);
 SELECT * FROM event_log_requests WHERE tenant_id = :tenant_id AND id = :request_id FOR UPDATE;
 SELECT * FROM tenants WHERE id = :tenant_id;
 SELECT * FROM programming_keys WHERE id = bench_id('programming_key', :t, :a);

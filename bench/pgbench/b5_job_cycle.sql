@@ -8,6 +8,7 @@ SELECT nextval('bench_cycle_seq') AS n \gset
 \set s :seq + 10 * :n
 -- key insertion
 BEGIN;
+SELECT set_config('countersign.tenant_id', bench_id('tenant', :t)::text, true);
 SELECT * FROM remote_devices WHERE tenant_id = bench_id('tenant', :t) AND id = bench_id('device', :t, 1);
 SELECT * FROM readout_jobs WHERE status = 'running' AND lease_expires_at <= now() AND tenant_id = bench_id('tenant', :t) FOR UPDATE SKIP LOCKED;
 SELECT * FROM keys WHERE tenant_id = bench_id('tenant', :t) AND marking = 'K-' || :k LIMIT 1;
@@ -33,9 +34,13 @@ INSERT INTO history_entries (id, tenant_id, seq, at, actor_kind, actor_id, actor
 UPDATE history_heads SET seq = seq + 1, hash = encode(sha256(convert_to(hash || 'claimed', 'UTF8')), 'hex') WHERE tenant_id = bench_id('tenant', :t) RETURNING *;
 COMMIT;
 -- upload of 10 events
+BEGIN;
+SELECT set_config('countersign.tenant_id', bench_id('tenant', :t)::text, true);
 SELECT * FROM readout_jobs WHERE tenant_id = bench_id('tenant', :t) AND id = md5('cycle:' || :s)::uuid FOR UPDATE;
 SELECT * FROM remote_devices WHERE tenant_id = bench_id('tenant', :t) AND agent_id = bench_id('agent', :t) ORDER BY id;
+COMMIT;
 BEGIN;
+SELECT set_config('countersign.tenant_id', bench_id('tenant', :t)::text, true);
 SELECT * FROM keys WHERE tenant_id = bench_id('tenant', :t) AND id = bench_id('key', :t, :k);
 INSERT INTO events (id, tenant_id, source_type, source_id, device_seq, occurred_at, kind, key_marking, cylinder_marking, job_id, received_at)
   SELECT gen_random_uuid(), bench_id('tenant', :t), 'key', bench_id('key', :t, :k), :s::bigint + e, now(), 'access_granted', 'K-' || :k, 'C-' || e, md5('cycle:' || :s)::uuid, now()
@@ -44,6 +49,7 @@ INSERT INTO events (id, tenant_id, source_type, source_id, device_seq, occurred_
 COMMIT;
 -- completion
 BEGIN;
+SELECT set_config('countersign.tenant_id', bench_id('tenant', :t)::text, true);
 SELECT * FROM readout_jobs WHERE tenant_id = bench_id('tenant', :t) AND id = md5('cycle:' || :s)::uuid FOR UPDATE;
 SELECT * FROM remote_devices WHERE tenant_id = bench_id('tenant', :t) AND agent_id = bench_id('agent', :t) ORDER BY id;
 SELECT * FROM agents WHERE id = bench_id('agent', :t);

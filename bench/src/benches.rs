@@ -204,8 +204,7 @@ pub async fn run(settings: &Settings, data: &DataSet) -> anyhow::Result<Results>
         .context("now()")?
         .try_get("", "now")?;
     let tokens = Tokens::new()?;
-    let server =
-        Server::production(&settings.server, &data.database_url, &settings.redis_url).await?;
+    let server = Server::production(&settings.server, settings).await?;
     eprintln!("bench: server ready at {}", server.base);
     let outcome = async {
         if settings.runs("B1") {
@@ -867,10 +866,8 @@ async fn b3(
     let ticks = server::ticks_per_second();
     for _ in 0..settings.repetitions {
         reset_decisions(db, mark).await?;
-        let holder =
-            Server::production(&settings.server, &data.database_url, &settings.redis_url).await?;
-        let approver =
-            Server::production(&settings.server, &data.database_url, &settings.redis_url).await?;
+        let holder = Server::production(&settings.server, settings).await?;
+        let approver = Server::production(&settings.server, settings).await?;
         let poll_client = reqwest::Client::builder()
             .pool_max_idle_per_host(settings.idle_polls as usize)
             .timeout(Duration::from_secs(120))

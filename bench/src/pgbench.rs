@@ -43,7 +43,8 @@ pub async fn run(
         args.push("-D".into());
         args.push(format!("{name}={value}"));
     }
-    args.push(settings.database_url());
+    // As the API's role: row-level security binds the baseline as it binds us.
+    args.push(settings.database_url_as(crate::settings::API_LOGIN)?);
     // Shown relative to the working directory when it lies below it.
     let cwd = std::env::current_dir().unwrap_or_default();
     let shown: Vec<String> = args

@@ -81,6 +81,9 @@ pub async fn seed(settings: &Settings) -> anyhow::Result<DataSet> {
     anyhow::ensure!(status.success(), "migrations failed: {status}");
 
     let db = connect(&url, 2).await?;
+    db.execute_unprepared(include_str!("../../tests/sql/login-roles.sql"))
+        .await
+        .context("creating the login roles")?;
     let pin_hash = countersign_infra::secrets::hash_pin(PIN).await?;
     let agent_secret = countersign_infra::secrets::digest(AGENT_SECRET);
     let all = settings.tenants + settings.auto_tenants();

@@ -8,6 +8,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use tokio::process::{Child, Command};
 
+use crate::Settings;
+use crate::settings::{API_LOGIN, WORKER_LOGIN};
+
 /// The HS256 secret the servers sign tokens with; the drivers mint tokens with it.
 pub const JWT_SECRET: &str = "bench-secret-bench-secret-bench-secret-0123";
 pub const OPERATOR_KEY: &str = "bench-operator-key";
@@ -25,11 +28,7 @@ pub fn free_port() -> anyhow::Result<u16> {
 
 impl Server {
     /// `countersign serve` on PostgreSQL and Redis, mails written to a temporary folder.
-    pub async fn production(
-        binary: &Path,
-        database_url: &str,
-        redis_url: &str,
-    ) -> anyhow::Result<Server> {
+    pub async fn production(binary: &Path, settings: &Settings) -> anyhow::Result<Server> {
         let dir = tempfile::tempdir()?;
         let key = dir.path().join("history-signing-key.pem");
         std::fs::write(
@@ -39,8 +38,12 @@ impl Server {
         let mut command = Command::new(binary);
         command
             .arg("serve")
-            .env("DATABASE_URL", database_url)
-            .env("REDIS_URL", redis_url)
+            .env("DATABASE_URL", settings.database_url_as(API_LOGIN)?)
+            .env(
+                "COUNTERSIGN_WORKER_DATABASE_URL",
+                settings.database_url_as(WORKER_LOGIN)?,
+            )
+            .env("REDIS_URL", &settings.redis_url)
             .env("COUNTERSIGN_OPERATOR_KEY", OPERATOR_KEY)
             .env("COUNTERSIGN_JWT_SECRET", JWT_SECRET)
             .env("COUNTERSIGN_HISTORY_SIGNING_KEY_FILE", &key);

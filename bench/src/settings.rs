@@ -3,6 +3,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// The login roles of a local server with trust authentication, as
+/// `tests/sql/login-roles.sql` creates them.
+pub const API_LOGIN: &str = "countersign_test_api";
+pub const WORKER_LOGIN: &str = "countersign_test_worker";
+
 #[derive(Debug, Clone, clap::Args)]
 pub struct Settings {
     /// A PostgreSQL URL whose database is used to create the benchmark database.
@@ -102,6 +107,18 @@ impl Settings {
             .rsplit_once('/')
             .map_or(self.admin_url.as_str(), |(base, _)| base);
         format!("{base}/{}", self.database)
+    }
+
+    /// The benchmark database as `role` connects to it: the owner seeds it,
+    /// the API and the database baselines run as [`API_LOGIN`] (bound by
+    /// row-level security), background work as [`WORKER_LOGIN`].
+    pub fn database_url_as(&self, role: &str) -> anyhow::Result<String> {
+        let mut url = reqwest::Url::parse(&self.database_url())?;
+        url.set_username(role)
+            .map_err(|()| anyhow::anyhow!("{url} takes no user name"))?;
+        url.set_password(None)
+            .map_err(|()| anyhow::anyhow!("{url} takes no password"))?;
+        Ok(url.to_string())
     }
 
     /// Tenants without the approver function, one per connection (B5's agents).

@@ -20,8 +20,8 @@ use countersign_domain::workflow::{
 use countersign_domain::{Error, ErrorCode, Result};
 use sea_orm::sea_query::{Expr, LockBehavior, LockType};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Set,
 };
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -262,7 +262,8 @@ fn version_of(list: &WorkList) -> String {
 
 impl Store {
     async fn work_list(&self, t: TenantId, agent: Uuid) -> Result<WorkList> {
-        let db = &self.db;
+        let txn = self.begin_in(t).await?;
+        let db = &txn;
         let devices = devices_of(db, t, agent).await?;
         let has_remote_unit = devices
             .iter()
@@ -338,6 +339,7 @@ impl Store {
             .all(db)
             .await
             .db()?;
+        txn.commit().await.db()?;
         let mut programming_keys: Vec<ProgrammingKeyWork> = per_key
             .into_iter()
             .filter_map(|(id, (load, collect))| {
@@ -392,6 +394,21 @@ impl Store {
             list: list.clone(),
         });
         Ok(list)
+    }
+
+    /// Begins a transaction of tenant `t` holding the running job behind the
+    /// lease token, locked; a stale token is `lease_lost`.
+    async fn begin_leased(
+        &self,
+        t: TenantId,
+        agent: Uuid,
+        job_id: Uuid,
+        token: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<(DatabaseTransaction, jobs::Model)> {
+        let txn = self.begin_in(t).await?;
+        let job = leased(&txn, t, agent, job_id, token, now).await?;
+        Ok((txn, job))
     }
 
     async fn end_request(
@@ -450,7 +467,9 @@ impl AgentWork for Store {
         if let Some(version) = version.clone() {
             update = update.col_expr(agents::Column::Version, Expr::value(version));
         }
-        update.exec(&self.db).await.db()?;
+        let txn = self.begin_in(t).await?;
+        update.exec(&txn).await.db()?;
+        txn.commit().await.db()?;
         self.signal.seen_written(agent, now, version);
         Ok(())
     }
@@ -493,7 +512,7 @@ impl AgentWork for Store {
         key_marking: &str,
     ) -> Result<Option<Claimed>> {
         let now = self.clock.now();
-        let txn = self.db.begin().await.db()?;
+        let txn = self.begin_in(t).await?;
         let device = own_device(&txn, t, agent, device_id).await?;
         if device.kind != DeviceKind::RemoteUnit.as_str() {
             return Ok(None);
@@ -577,7 +596,7 @@ impl AgentWork for Store {
         marking: &str,
     ) -> Result<Connected> {
         let now = self.clock.now();
-        let txn = self.db.begin().await.db()?;
+        let txn = self.begin_in(t).await?;
         own_device(&txn, t, agent, device_id).await?;
         release_expired_leases(&txn, Some(t), now).await?;
         let Some(key) = programming_keys::Entity::find()
@@ -630,7 +649,7 @@ impl AgentWork for Store {
         device_id: Uuid,
     ) -> Result<Claimed> {
         let now = self.clock.now();
-        let txn = self.db.begin().await.db()?;
+        let txn = self.begin_in(t).await?;
         own_device(&txn, t, agent, device_id).await?;
         release_expired_leases(&txn, Some(t), now).await?;
         let Some(job) = lock_jobs(
@@ -663,8 +682,7 @@ impl AgentWork for Store {
         token: Uuid,
     ) -> Result<Claimed> {
         let now = self.clock.now();
-        let txn = self.db.begin().await.db()?;
-        let job = leased(&txn, t, agent, job_id, token, now).await?;
+        let (txn, job) = self.begin_leased(t, agent, job_id, token, now).await?;
         let mut active: jobs::ActiveModel = job.into();
         active.lease_expires_at = Set(Some(now + chrono::Duration::seconds(LEASE_SECS)));
         active.updated_at = Set(now);
@@ -681,8 +699,7 @@ impl AgentWork for Store {
         token: Uuid,
     ) -> Result<JobView> {
         let now = self.clock.now();
-        let txn = self.db.begin().await.db()?;
-        let job = leased(&txn, t, agent, job_id, token, now).await?;
+        let (txn, job) = self.begin_leased(t, agent, job_id, token, now).await?;
         let actor = agent_actor(&txn, agent).await?;
         let job = set_job_status(&txn, &actor, job, JobEvent::Load, None, json!({}), now).await?;
         txn.commit().await.db()?;
@@ -698,8 +715,7 @@ impl AgentWork for Store {
         token: Uuid,
     ) -> Result<JobView> {
         let now = self.clock.now();
-        let txn = self.db.begin().await.db()?;
-        let job = leased(&txn, t, agent, job_id, token, now).await?;
+        let (txn, job) = self.begin_leased(t, agent, job_id, token, now).await?;
         let attempts = (job.attempts - 1).max(0);
         let actor = agent_actor(&txn, agent).await?;
         let job = set_job_status(
@@ -729,7 +745,8 @@ impl AgentWork for Store {
         events: Vec<EventRecord>,
     ) -> Result<UploadReport> {
         let now = self.clock.now();
-        let job = leased(&self.db, t, agent, job_id, token, now).await?;
+        let (txn, job) = self.begin_leased(t, agent, job_id, token, now).await?;
+        txn.commit().await.db()?;
         let source = TargetType::parse(&job.target_type)
             .ok_or_else(|| Error::Internal(anyhow::anyhow!("job target unreadable")))?;
         let received = events.len() as u64;
@@ -748,8 +765,7 @@ impl AgentWork for Store {
         outcome: JobOutcome,
     ) -> Result<JobView> {
         let now = self.clock.now();
-        let txn = self.db.begin().await.db()?;
-        let job = leased(&txn, t, agent, job_id, token, now).await?;
+        let (txn, job) = self.begin_leased(t, agent, job_id, token, now).await?;
         let actor = agent_actor(&txn, agent).await?;
         let job = match outcome {
             JobOutcome::Complete => {

@@ -12,7 +12,7 @@ use countersign_domain::{Error, ErrorCode, Result};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, PaginatorTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set, TransactionTrait,
+    QueryOrder, QuerySelect, Set,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -78,6 +78,7 @@ impl Agents for Store {
     async fn create_agent(&self, t: TenantId, name: String) -> Result<WithSecret<Agent>> {
         check_name("name", &name)?;
         let secret = secrets::new_secret("csa");
+        let txn = self.begin_in(t).await?;
         let row = agents::ActiveModel {
             id: Set(Uuid::now_v7()),
             tenant_id: Set(t.0),
@@ -88,9 +89,10 @@ impl Agents for Store {
             last_seen_at: Set(None),
             created_at: Set(self.clock.now()),
         }
-        .insert(&self.db)
+        .insert(&txn)
         .await
         .db()?;
+        txn.commit().await.db()?;
         Ok(WithSecret {
             item: agent_to_domain(row, Vec::new()),
             secret,
@@ -98,9 +100,11 @@ impl Agents for Store {
     }
 
     async fn list_agents(&self, t: TenantId, page: PageRequest) -> Result<Page<Agent>> {
-        let page = page_of::<agents::Entity>(&self.db, t, page, |m| m.id).await?;
+        let txn = self.begin_in(t).await?;
+        let page = page_of::<agents::Entity>(&txn, t, page, |m| m.id).await?;
         let ids: Vec<Uuid> = page.items.iter().map(|m| m.id).collect();
-        let mut devices = devices_of(&self.db, t, &ids).await?;
+        let mut devices = devices_of(&txn, t, &ids).await?;
+        txn.commit().await.db()?;
         Ok(page.map(|m| {
             let ids = devices.remove(&m.id).unwrap_or_default();
             agent_to_domain(m, ids)
@@ -108,12 +112,15 @@ impl Agents for Store {
     }
 
     async fn get_agent(&self, t: TenantId, id: Uuid) -> Result<Agent> {
-        with_devices(
-            &self.db,
+        let txn = self.begin_in(t).await?;
+        let agent = with_devices(
+            &txn,
             t,
-            scoped::<agents::Entity>(&self.db, t, id, false, "agent").await?,
+            scoped::<agents::Entity>(&txn, t, id, false, "agent").await?,
         )
-        .await
+        .await?;
+        txn.commit().await.db()?;
+        Ok(agent)
     }
 
     async fn rotate_agent_secret(
@@ -123,7 +130,7 @@ impl Agents for Store {
         id: Uuid,
     ) -> Result<WithSecret<Agent>> {
         let now = self.clock.now();
-        let txn = self.db.begin().await.db()?;
+        let txn = self.begin_in(t).await?;
         let row = scoped::<agents::Entity>(&txn, t, id, true, "agent").await?;
         let generation = row.token_generation + 1;
         let secret = secrets::new_secret("csa");
@@ -153,7 +160,7 @@ impl Agents for Store {
         device_ids: Vec<Uuid>,
     ) -> Result<Agent> {
         let wanted: BTreeSet<Uuid> = device_ids.into_iter().collect();
-        let txn = self.db.begin().await.db()?;
+        let txn = self.begin_in(t).await?;
         let row = scoped::<agents::Entity>(&txn, t, id, true, "agent").await?;
         let devices = remote_devices::Column::TenantId.eq(t.0);
         let found = remote_devices::Entity::find()

@@ -8,7 +8,7 @@ use countersign_domain::ports::{ApiKeys, WithSecret};
 use countersign_domain::role::RoleSet;
 use countersign_domain::tenant::{TenantId, check_name};
 use countersign_domain::{Error, Result};
-use sea_orm::{ActiveModelTrait, EntityTrait, Set, TransactionTrait};
+use sea_orm::{ActiveModelTrait, EntityTrait, Set};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -48,7 +48,7 @@ impl ApiKeys for Store {
         let roles = RoleSet::for_webservice(roles.iter())?;
         let secret = secrets::new_secret("csk");
         let now = self.clock.now();
-        let txn = self.db.begin().await.db()?;
+        let txn = self.begin_in(t).await?;
         let row = api_keys::ActiveModel {
             id: Set(Uuid::now_v7()),
             tenant_id: Set(t.0),
@@ -71,19 +71,22 @@ impl ApiKeys for Store {
     }
 
     async fn list_api_keys(&self, t: TenantId, page: PageRequest) -> Result<Page<ApiKey>> {
-        convert_page(
-            page_of::<api_keys::Entity>(&self.db, t, page, |m| m.id).await?,
-            api_key_to_domain,
-        )
+        let txn = self.begin_in(t).await?;
+        let rows = page_of::<api_keys::Entity>(&txn, t, page, |m| m.id).await?;
+        txn.commit().await.db()?;
+        convert_page(rows, api_key_to_domain)
     }
 
     async fn get_api_key(&self, t: TenantId, id: Uuid) -> Result<ApiKey> {
-        api_key_to_domain(scoped::<api_keys::Entity>(&self.db, t, id, false, "api key").await?)
+        let txn = self.begin_in(t).await?;
+        let row = scoped::<api_keys::Entity>(&txn, t, id, false, "api key").await?;
+        txn.commit().await.db()?;
+        api_key_to_domain(row)
     }
 
     async fn delete_api_key(&self, t: TenantId, by: &Principal, id: Uuid) -> Result<()> {
         let now = self.clock.now();
-        let txn = self.db.begin().await.db()?;
+        let txn = self.begin_in(t).await?;
         let row = scoped::<api_keys::Entity>(&txn, t, id, true, "api key").await?;
         api_keys::Entity::delete_by_id(row.id)
             .exec(&txn)

@@ -16,8 +16,8 @@ use countersign_domain::tenant::{Tenant, TenantId};
 use countersign_domain::{Error, ErrorCode, Result};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, EntityTrait, QueryFilter, Set,
-    TransactionTrait,
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, DatabaseTransaction, EntityTrait,
+    QueryFilter, Set, TransactionTrait,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -28,9 +28,15 @@ use crate::history::record;
 use crate::programming_keys::{roles_of, to_domain as key_to_domain};
 use crate::revocation::{Revocation, RevocationList};
 use crate::secrets;
+use crate::store::{tenant_transaction, transaction_with};
 use crate::tenants::{by_slug, to_domain as tenant_to_domain};
 use crate::throttle::LoginThrottle;
 use crate::tokens::{AUDIENCE, Claims, ISSUER, TokenKeys};
+
+/// The settings that let a login see the one row of the credential it
+/// presents before its tenant is known.
+const AGENT_LOGIN: &str = "countersign.agent_id";
+const REFRESH_LOGIN: &str = "countersign.refresh_token_hash";
 
 pub struct AuthService {
     db: DatabaseConnection,
@@ -95,6 +101,14 @@ impl AuthService {
         }
     }
 
+    /// A transaction in the tenant of a principal; the operator has none.
+    async fn begin_for(&self, t: Option<TenantId>) -> Result<DatabaseTransaction> {
+        match t {
+            Some(t) => tenant_transaction(&self.db, t).await,
+            None => self.db.begin().await.db(),
+        }
+    }
+
     async fn check(&self, grant: &Grant) -> Result<Option<Grantee>> {
         match grant {
             Grant::ProgrammingKey {
@@ -128,12 +142,17 @@ impl AuthService {
     ) -> Result<Option<Grantee>> {
         let tenant = by_slug(&self.db, slug).await?;
         let row = match &tenant {
-            Some(t) => programming_keys::Entity::find()
-                .filter(programming_keys::Column::TenantId.eq(t.id))
-                .filter(programming_keys::Column::Marking.eq(marking))
-                .one(&self.db)
-                .await
-                .db()?,
+            Some(t) => {
+                let txn = tenant_transaction(&self.db, TenantId(t.id)).await?;
+                let row = programming_keys::Entity::find()
+                    .filter(programming_keys::Column::TenantId.eq(t.id))
+                    .filter(programming_keys::Column::Marking.eq(marking))
+                    .one(&txn)
+                    .await
+                    .db()?;
+                txn.commit().await.db()?;
+                row
+            }
             None => None,
         };
         let pin_ok =
@@ -170,12 +189,14 @@ impl AuthService {
         let Some(tenant) = by_slug(&self.db, slug).await? else {
             return Ok(None);
         };
+        let txn = tenant_transaction(&self.db, TenantId(tenant.id)).await?;
         let row = api_keys::Entity::find()
             .filter(api_keys::Column::TenantId.eq(tenant.id))
             .filter(api_keys::Column::KeyHash.eq(secrets::digest(api_key)))
-            .one(&self.db)
+            .one(&txn)
             .await
             .db()?;
+        txn.commit().await.db()?;
         let Some(row) = row.filter(|_| tenant.status == "active") else {
             return Ok(None);
         };
@@ -192,11 +213,11 @@ impl AuthService {
     }
 
     async fn check_agent(&self, agent_id: Uuid, secret: &str) -> Result<Option<Grantee>> {
-        let Some(row) = agents::Entity::find_by_id(agent_id)
-            .one(&self.db)
-            .await
-            .db()?
-        else {
+        // Before the tenant is known, the agent's own row is all it may see.
+        let txn = transaction_with(&self.db, AGENT_LOGIN, &agent_id.to_string()).await?;
+        let row = agents::Entity::find_by_id(agent_id).one(&txn).await.db()?;
+        txn.commit().await.db()?;
+        let Some(row) = row else {
             return Ok(None);
         };
         if row.secret_hash != secrets::digest(secret) {
@@ -225,37 +246,45 @@ impl AuthService {
     async fn check_refresh(&self, token: &str) -> Result<Option<Grantee>> {
         let now = self.clock.now();
         let hash = secrets::digest(token);
-        let Some(row) = refresh_tokens::Entity::find()
+        // Before the tenant is known, the presented token's row is all it may see.
+        let txn = transaction_with(&self.db, REFRESH_LOGIN, &hash).await?;
+        let row = refresh_tokens::Entity::find()
             .filter(refresh_tokens::Column::TokenHash.eq(hash))
-            .one(&self.db)
+            .one(&txn)
             .await
-            .db()?
-        else {
+            .db()?;
+        txn.commit().await.db()?;
+        let Some(row) = row else {
             return Ok(None);
         };
         if row.revoked || row.expires_at <= now {
             return Ok(None);
         }
+        let t = TenantId(row.tenant_id);
+        let txn = tenant_transaction(&self.db, t).await?;
         let spent = refresh_tokens::Entity::update_many()
             .col_expr(refresh_tokens::Column::UsedAt, Expr::value(now))
             .filter(refresh_tokens::Column::Id.eq(row.id))
             .filter(refresh_tokens::Column::UsedAt.is_null())
-            .exec(&self.db)
+            .exec(&txn)
             .await
             .db()?;
+        txn.commit().await.db()?;
         if spent.rows_affected != 1 {
             tracing::warn!(family = %row.family_id, "a spent refresh token was presented again; revoking its family");
-            self.revoke_family(row.family_id).await?;
+            self.revoke_family(t, row.family_id).await?;
             return Ok(None);
         }
         let tenant = tenants::Entity::find_by_id(row.tenant_id)
             .one(&self.db)
             .await
             .db()?;
+        let txn = tenant_transaction(&self.db, t).await?;
         let key = programming_keys::Entity::find_by_id(row.programming_key_id)
-            .one(&self.db)
+            .one(&txn)
             .await
             .db()?;
+        txn.commit().await.db()?;
         let (Some(tenant), Some(key)) = (tenant, key) else {
             return Ok(None);
         };
@@ -265,8 +294,8 @@ impl AuthService {
         self.programming_key_grantee(tenant, key, Some(row.family_id))
     }
 
-    async fn revoke_family(&self, family: Uuid) -> Result<()> {
-        let txn = self.db.begin().await.db()?;
+    async fn revoke_family(&self, t: TenantId, family: Uuid) -> Result<()> {
+        let txn = tenant_transaction(&self.db, t).await?;
         refresh_tokens::Entity::update_many()
             .col_expr(refresh_tokens::Column::Revoked, Expr::value(true))
             .filter(refresh_tokens::Column::FamilyId.eq(family))
@@ -282,7 +311,9 @@ impl AuthService {
 
     async fn issue(&self, grantee: Grantee, grant_type: &str) -> Result<TokenSet> {
         let now = self.clock.now();
-        let txn = self.db.begin().await.db()?;
+        let txn = self
+            .begin_for(grantee.tenant.as_ref().map(|t| TenantId(t.id)))
+            .await?;
         let expires = access_token_expiry(now, grantee.valid_until);
         let family = grantee
             .refresh
@@ -420,7 +451,7 @@ impl Auth for AuthService {
     }
 
     async fn revoke(&self, session: &Session) -> Result<()> {
-        let txn = self.db.begin().await.db()?;
+        let txn = self.begin_for(session.principal.tenant_id).await?;
         let mut entries = vec![Revocation::token(session.token_id, session.expires_at)];
         if let Some(family) = session.family {
             refresh_tokens::Entity::update_many()
@@ -440,22 +471,23 @@ impl Auth for AuthService {
     async fn me(&self, session: &Session) -> Result<Me> {
         let p = &session.principal;
         let tenant = self.tenant_of(session).await?;
+        let txn = self.begin_for(p.tenant_id).await?;
         let (name, employee_id) = match p.kind {
             PrincipalKind::User => {
                 let key = programming_keys::Entity::find_by_id(p.id)
-                    .one(&self.db)
+                    .one(&txn)
                     .await
                     .db()?
                     .ok_or_else(unauthorized)?;
                 let employee = match key.employee_id {
-                    Some(id) => employees::Entity::find_by_id(id).one(&self.db).await.db()?,
+                    Some(id) => employees::Entity::find_by_id(id).one(&txn).await.db()?,
                     None => None,
                 };
                 (employee.map_or(key.name, |e| e.name), key.employee_id)
             }
             PrincipalKind::Webservice => {
                 let key = api_keys::Entity::find_by_id(p.id)
-                    .one(&self.db)
+                    .one(&txn)
                     .await
                     .db()?
                     .ok_or_else(unauthorized)?;
@@ -463,7 +495,7 @@ impl Auth for AuthService {
             }
             PrincipalKind::Agent => {
                 let agent = agents::Entity::find_by_id(p.id)
-                    .one(&self.db)
+                    .one(&txn)
                     .await
                     .db()?
                     .ok_or_else(unauthorized)?;
@@ -471,6 +503,7 @@ impl Auth for AuthService {
             }
             PrincipalKind::Operator => ("Operator".to_owned(), None),
         };
+        txn.commit().await.db()?;
         Ok(Me {
             kind: p.kind,
             id: p.id,
@@ -495,11 +528,13 @@ impl Auth for AuthService {
                 "the new PIN must differ from the current one",
             ));
         }
+        let txn = self.begin_for(session.principal.tenant_id).await?;
         let row = programming_keys::Entity::find_by_id(session.principal.id)
-            .one(&self.db)
+            .one(&txn)
             .await
             .db()?
             .ok_or_else(unauthorized)?;
+        txn.commit().await.db()?;
         let throttle_key = format!("pin:{}", row.id);
         if let Some(retry_after_secs) = self.throttle.retry_after(&throttle_key).await {
             return Err(Error::Throttled { retry_after_secs });
@@ -514,7 +549,7 @@ impl Auth for AuthService {
         self.throttle.succeeded(&throttle_key).await;
         let hash = secrets::hash_pin(new_pin).await?;
         let now = self.clock.now();
-        let txn = self.db.begin().await.db()?;
+        let txn = self.begin_for(session.principal.tenant_id).await?;
         let generation = row.token_generation + 1;
         let id = row.id;
         let mut active: programming_keys::ActiveModel = row.into();

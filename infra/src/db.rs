@@ -5,7 +5,12 @@ use std::time::Duration;
 use countersign_domain::{Error, ErrorCode};
 use countersign_migrations::Migrator;
 use countersign_migrations::MigratorTrait;
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr, RuntimeErr, SqlErr, sqlx};
+/// The tables whose rows row-level security binds to one tenant.
+pub use countersign_migrations::TENANT_TABLES;
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, RuntimeErr,
+    SqlErr, Statement, sqlx,
+};
 
 /// Opens a pool. A `sqlite://` file is created when missing; SQLite gets a single
 /// connection, since it has one writer anyway.
@@ -30,6 +35,81 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Database
 pub async fn migrate(db: &DatabaseConnection) -> anyhow::Result<()> {
     Migrator::up(db, None).await?;
     Ok(())
+}
+
+/// How far a connection's role reaches past row-level security on PostgreSQL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RoleReach {
+    /// Superuser or `BYPASSRLS`: no policy applies at all.
+    pub bypasses: bool,
+    /// A member of `countersign_worker`: sees every tenant's rows.
+    pub all_tenants: bool,
+}
+
+impl RoleReach {
+    pub fn spans_tenants(self) -> bool {
+        self.bypasses || self.all_tenants
+    }
+}
+
+/// The reach of the role `db` connects as; `None` on SQLite, which has no
+/// row-level security.
+pub async fn role_reach(db: &DatabaseConnection) -> anyhow::Result<Option<RoleReach>> {
+    if db.get_database_backend() != DbBackend::Postgres {
+        return Ok(None);
+    }
+    let row = db
+        .query_one_raw(Statement::from_string(
+            DbBackend::Postgres,
+            "SELECT r.rolsuper OR r.rolbypassrls AS bypasses,
+                    EXISTS (SELECT 1 FROM pg_roles w
+                            WHERE w.rolname = 'countersign_worker'
+                              AND pg_has_role(current_user, w.oid, 'USAGE')) AS all_tenants
+             FROM pg_roles r WHERE r.rolname = current_user",
+        ))
+        .await?
+        .ok_or_else(|| anyhow::anyhow!("the connection's role is not in pg_roles"))?;
+    Ok(Some(RoleReach {
+        bypasses: row.try_get("", "bypasses")?,
+        all_tenants: row.try_get("", "all_tenants")?,
+    }))
+}
+
+/// Connections of background work that spans tenants (outbox, expiry,
+/// chain-head signing, metrics).
+const WORKER_CONNECTIONS: u32 = 4;
+
+/// The connection for work that spans tenants, after checking on PostgreSQL
+/// that each role reaches as far as its work needs: the API's role should be
+/// bound by row-level security, the workers' role must see every tenant.
+pub async fn all_tenants_connection(
+    api: &DatabaseConnection,
+    worker_url: Option<&str>,
+) -> anyhow::Result<DatabaseConnection> {
+    let api_reach = role_reach(api).await?;
+    if api_reach.is_some_and(RoleReach::spans_tenants) {
+        tracing::warn!(
+            "DATABASE_URL connects as a role that sees every tenant (superuser, BYPASSRLS or \
+             countersign_worker): row-level security does not guard the API; connect it as a \
+             member of countersign_api"
+        );
+    }
+    let Some(url) = worker_url else {
+        anyhow::ensure!(
+            api_reach.is_none_or(RoleReach::spans_tenants),
+            "DATABASE_URL's role sees one tenant per transaction; background work needs \
+             COUNTERSIGN_WORKER_DATABASE_URL with a member of countersign_worker"
+        );
+        return Ok(api.clone());
+    };
+    let worker = connect(url, WORKER_CONNECTIONS).await?;
+    anyhow::ensure!(
+        role_reach(&worker)
+            .await?
+            .is_none_or(RoleReach::spans_tenants),
+        "COUNTERSIGN_WORKER_DATABASE_URL must connect as a member of countersign_worker"
+    );
+    Ok(worker)
 }
 
 /// Maps a database error to the domain's error: unique violations are 409,

@@ -274,13 +274,15 @@ pub async fn seed(store: &Store) -> Result<Option<Demo>> {
 
 /// The demo's first super administrator, who sets the demo up.
 async fn admin_principal(store: &Store, t: TenantId) -> Result<Principal> {
+    let txn = store.begin_in(t).await?;
     let key = programming_keys::Entity::find()
         .filter(programming_keys::Column::TenantId.eq(t.0))
         .filter(programming_keys::Column::Marking.eq(PEOPLE[0].0))
-        .one(&store.db)
+        .one(&txn)
         .await
         .db()?
         .ok_or_else(|| Error::not_found("programming key"))?;
+    txn.commit().await.db()?;
     Ok(Principal {
         kind: PrincipalKind::User,
         id: key.id,
@@ -299,6 +301,7 @@ async fn set_known_pin(
     pin: &str,
 ) -> Result<()> {
     let hash = secrets::hash_pin(pin).await?;
+    let txn = store.begin_in(t).await?;
     programming_keys::Entity::update_many()
         .col_expr(programming_keys::Column::PinHash, Expr::value(hash))
         .col_expr(programming_keys::Column::PinOneTime, Expr::value(false))
@@ -308,8 +311,9 @@ async fn set_known_pin(
         )
         .filter(programming_keys::Column::TenantId.eq(t.0))
         .filter(programming_keys::Column::Marking.eq(marking))
-        .exec(&store.db)
+        .exec(&txn)
         .await
         .db()?;
+    txn.commit().await.db()?;
     Ok(())
 }

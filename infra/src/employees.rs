@@ -6,9 +6,7 @@ use countersign_domain::page::{Page, PageRequest};
 use countersign_domain::ports::{EmployeeChange, Employees};
 use countersign_domain::role::{Role, RoleSet};
 use countersign_domain::tenant::TenantId;
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set, TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 use uuid::Uuid;
 
 use crate::db::DbResult;
@@ -53,6 +51,7 @@ impl Employees for Store {
     ) -> Result<Employee> {
         Employee::validate(&name, email.as_deref())?;
         let now = self.clock.now();
+        let txn = self.begin_in(t).await?;
         let row = employees::ActiveModel {
             id: Set(Uuid::now_v7()),
             tenant_id: Set(t.0),
@@ -61,22 +60,25 @@ impl Employees for Store {
             created_at: Set(now),
             updated_at: Set(now),
         }
-        .insert(&self.db)
+        .insert(&txn)
         .await
         .db()?;
+        txn.commit().await.db()?;
         Ok(to_domain(row))
     }
 
     async fn list_employees(&self, t: TenantId, page: PageRequest) -> Result<Page<Employee>> {
-        Ok(page_of::<employees::Entity>(&self.db, t, page, |m| m.id)
-            .await?
-            .map(to_domain))
+        let txn = self.begin_in(t).await?;
+        let rows = page_of::<employees::Entity>(&txn, t, page, |m| m.id).await?;
+        txn.commit().await.db()?;
+        Ok(rows.map(to_domain))
     }
 
     async fn get_employee(&self, t: TenantId, id: Uuid) -> Result<Employee> {
-        Ok(to_domain(
-            scoped::<employees::Entity>(&self.db, t, id, false, "employee").await?,
-        ))
+        let txn = self.begin_in(t).await?;
+        let row = scoped::<employees::Entity>(&txn, t, id, false, "employee").await?;
+        txn.commit().await.db()?;
+        Ok(to_domain(row))
     }
 
     async fn update_employee(
@@ -85,7 +87,7 @@ impl Employees for Store {
         id: Uuid,
         change: EmployeeChange,
     ) -> Result<Employee> {
-        let txn = self.db.begin().await.db()?;
+        let txn = self.begin_in(t).await?;
         let row = scoped::<employees::Entity>(&txn, t, id, true, "employee").await?;
         let mut employee = to_domain(row.clone());
         let approver = holds_approver_key(&txn, t, id).await?;

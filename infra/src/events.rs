@@ -18,7 +18,7 @@ use countersign_domain::{Error, ErrorCode, Result};
 use sea_orm::sea_query::{OnConflict, Query};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Select, TransactionTrait,
+    QuerySelect, Select,
 };
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -213,7 +213,7 @@ impl EventData for Store {
     ) -> Result<u64> {
         events.iter().try_for_each(check_event)?;
         let now = self.clock.now();
-        let txn = self.db.begin().await.db()?;
+        let txn = self.begin_in(t).await?;
         target(&txn, t, source, source_id).await?;
         // A repeated sequence number inside the batch is the same event sent twice.
         let mut seen = HashSet::with_capacity(events.len());
@@ -276,7 +276,7 @@ impl EventData for Store {
         query: EventQuery,
     ) -> Result<(Tenant, Vec<EventRecord>, Option<i64>)> {
         let limit = query.limit.clamp(1, MAX_LIMIT);
-        let txn = self.db.begin().await.db()?;
+        let txn = self.begin_in(t).await?;
         let target = target(&txn, t, source, source_id).await?;
         let tenant = tenant(&txn, t).await?;
         let mut select = in_range(t, source, source_id, &query);
@@ -320,7 +320,7 @@ impl EventData for Store {
                 ));
             }
         };
-        let txn = self.db.begin().await.db()?;
+        let txn = self.begin_in(t).await?;
         let target = target(&txn, t, source, source_id).await?;
         let tenant = tenant(&txn, t).await?;
         let rows = in_range(t, source, source_id, &query)
@@ -367,7 +367,7 @@ impl Store {
         retention_days: i32,
     ) -> Result<u64> {
         use events::Column as C;
-        let txn = self.db.begin().await.db()?;
+        let txn = self.begin_in(t).await?;
         // Serialises retention of one tenant across replicas (a no-op on SQLite,
         // which has one writer anyway).
         tenants::Entity::find_by_id(t.0)

@@ -338,14 +338,17 @@ impl Store {
     /// Signs every tenant's chain head that is newer than its last signature;
     /// returns how many were signed. Safe to run in several replicas at once.
     pub async fn sign_heads(&self, now: DateTime<Utc>) -> Result<u64> {
-        let heads = history_heads::Entity::find().all(&self.db).await.db()?;
+        let heads = history_heads::Entity::find()
+            .all(&self.all_tenants)
+            .await
+            .db()?;
         let signed: Vec<(Uuid, Option<i64>)> = history_signatures::Entity::find()
             .select_only()
             .column(history_signatures::Column::TenantId)
             .column_as(history_signatures::Column::Seq.max(), "seq")
             .group_by(history_signatures::Column::TenantId)
             .into_tuple()
-            .all(&self.db)
+            .all(&self.all_tenants)
             .await
             .db()?;
         let signed: std::collections::HashMap<Uuid, i64> = signed
@@ -355,7 +358,9 @@ impl Store {
         let mut count = 0;
         for head in heads {
             if head.seq > signed.get(&head.tenant_id).copied().unwrap_or(0)
-                && self.sign_head(TenantId(head.tenant_id), now).await?
+                && self
+                    .sign_head(&self.all_tenants, TenantId(head.tenant_id), now)
+                    .await?
             {
                 count += 1;
             }
@@ -364,9 +369,14 @@ impl Store {
     }
 
     /// Signs the tenant's current head unless it is signed already.
-    async fn sign_head(&self, t: TenantId, now: DateTime<Utc>) -> Result<bool> {
+    async fn sign_head(
+        &self,
+        conn: &impl ConnectionTrait,
+        t: TenantId,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
         let Some(head) = history_heads::Entity::find_by_id(t.0)
-            .one(&self.db)
+            .one(conn)
             .await
             .db()?
         else {
@@ -379,7 +389,7 @@ impl Store {
         let Some(entry) = history_entries::Entity::find()
             .filter(history_entries::Column::TenantId.eq(t.0))
             .filter(history_entries::Column::Seq.eq(head.seq))
-            .one(&self.db)
+            .one(conn)
             .await
             .db()?
         else {
@@ -403,7 +413,7 @@ impl Store {
             .do_nothing()
             .to_owned(),
         )
-        .exec_without_returning(&self.db)
+        .exec_without_returning(conn)
         .await
         .db()?;
         Ok(inserted > 0)
@@ -411,6 +421,7 @@ impl Store {
 
     async fn signatures_between(
         &self,
+        conn: &impl ConnectionTrait,
         t: TenantId,
         after: i64,
         up_to: Option<i64>,
@@ -423,26 +434,31 @@ impl Store {
         }
         query
             .order_by_asc(history_signatures::Column::Seq)
-            .all(&self.db)
+            .all(conn)
             .await
             .db()
     }
 
-    async fn walk_chain(&self, t: TenantId, walk: &mut Walk<'_>) -> Result<Option<Break>> {
+    async fn walk_chain(
+        &self,
+        conn: &impl ConnectionTrait,
+        t: TenantId,
+        walk: &mut Walk<'_>,
+    ) -> Result<Option<Break>> {
         loop {
             let batch = history_entries::Entity::find()
                 .filter(history_entries::Column::TenantId.eq(t.0))
                 .filter(history_entries::Column::Seq.gt(walk.prev_seq))
                 .order_by_asc(history_entries::Column::Seq)
                 .limit(VERIFY_BATCH)
-                .all(&self.db)
+                .all(conn)
                 .await
                 .db()?;
             let Some(last) = batch.last().map(|m| m.seq) else {
                 break;
             };
             let mut signatures = self
-                .signatures_between(t, walk.prev_seq, Some(last))
+                .signatures_between(conn, t, walk.prev_seq, Some(last))
                 .await?
                 .into_iter()
                 .peekable();
@@ -465,7 +481,7 @@ impl Store {
         }
         // Signatures or a head beyond the last entry: entries were removed from the end.
         if let Some(s) = self
-            .signatures_between(t, walk.prev_seq, None)
+            .signatures_between(conn, t, walk.prev_seq, None)
             .await?
             .first()
         {
@@ -479,7 +495,7 @@ impl Store {
             }));
         }
         let head = history_heads::Entity::find_by_id(t.0)
-            .one(&self.db)
+            .one(conn)
             .await
             .db()?;
         if let Some(head) = head.filter(|h| h.seq != walk.prev_seq || h.hash != walk.prev_hash) {
@@ -529,12 +545,14 @@ impl History for Store {
             query = query.filter(C::Seq.gt(after));
         }
         let limit = filter.limit.max(1);
+        let txn = self.begin_in(t).await?;
         let mut rows = query
             .order_by_asc(C::Seq)
             .limit(u64::from(limit) + 1)
-            .all(&self.db)
+            .all(&txn)
             .await
             .db()?;
+        txn.commit().await.db()?;
         let more = rows.len() > limit as usize;
         rows.truncate(limit as usize);
         let next = if more {
@@ -546,8 +564,9 @@ impl History for Store {
     }
 
     async fn verify_history(&self, t: TenantId) -> Result<Verification> {
+        let txn = self.begin_in(t).await?;
         // A fresh chain is covered too.
-        self.sign_head(t, self.clock.now()).await?;
+        self.sign_head(&txn, t, self.clock.now()).await?;
         let mut walk = Walk {
             tenant: t.0,
             signer: &self.signer,
@@ -557,7 +576,8 @@ impl History for Store {
             signatures_checked: 0,
             last_signed_seq: None,
         };
-        let broken = self.walk_chain(t, &mut walk).await?;
+        let broken = self.walk_chain(&txn, t, &mut walk).await?;
+        txn.commit().await.db()?;
         Ok(Verification {
             valid: broken.is_none(),
             entries_checked: walk.entries_checked,

@@ -7,10 +7,7 @@ use countersign_domain::directory::KeyStatus;
 use countersign_domain::ports::{ImportBatch, ImportOutcome, ImportReport, Imports};
 use countersign_domain::tenant::TenantId;
 use countersign_domain::{Error, Result};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, Set,
-    TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, Set};
 use uuid::Uuid;
 
 use crate::db::DbResult;
@@ -114,7 +111,7 @@ impl Imports for Store {
     async fn import(&self, t: TenantId, batch: ImportBatch) -> Result<ImportReport> {
         check_batch(&batch)?;
         let now = self.clock.now();
-        let txn = self.db.begin().await.db()?;
+        let txn = self.begin_in(t).await?;
         for key in &batch.keys {
             key_group_exists(&txn, t, key.key_group_id).await?;
         }

@@ -133,54 +133,65 @@ impl Inventory for Store {
         name: String,
     ) -> Result<KeyGroup> {
         check_new_key_group(&marking, &name)?;
+        let txn = self.begin_in(t).await?;
         let row = key_group_row(t, marking, name, self.clock.now())
-            .insert(&self.db)
+            .insert(&txn)
             .await
             .db()?;
+        txn.commit().await.db()?;
         Ok(key_group_to_domain(row))
     }
 
     async fn list_key_groups(&self, t: TenantId, page: PageRequest) -> Result<Page<KeyGroup>> {
-        Ok(page_of::<key_groups::Entity>(&self.db, t, page, |m| m.id)
-            .await?
-            .map(key_group_to_domain))
+        let txn = self.begin_in(t).await?;
+        let rows = page_of::<key_groups::Entity>(&txn, t, page, |m| m.id).await?;
+        txn.commit().await.db()?;
+        Ok(rows.map(key_group_to_domain))
     }
 
     async fn get_key_group(&self, t: TenantId, id: Uuid) -> Result<KeyGroup> {
-        Ok(key_group_to_domain(
-            scoped::<key_groups::Entity>(&self.db, t, id, false, "key group").await?,
-        ))
+        let txn = self.begin_in(t).await?;
+        let row = scoped::<key_groups::Entity>(&txn, t, id, false, "key group").await?;
+        txn.commit().await.db()?;
+        Ok(key_group_to_domain(row))
     }
 
     async fn rename_key_group(&self, t: TenantId, id: Uuid, name: String) -> Result<KeyGroup> {
         check_name("name", &name)?;
+        let txn = self.begin_in(t).await?;
         let mut row: key_groups::ActiveModel =
-            scoped::<key_groups::Entity>(&self.db, t, id, false, "key group")
+            scoped::<key_groups::Entity>(&txn, t, id, false, "key group")
                 .await?
                 .into();
         row.name = Set(name);
-        Ok(key_group_to_domain(row.update(&self.db).await.db()?))
+        let row = row.update(&txn).await.db()?;
+        txn.commit().await.db()?;
+        Ok(key_group_to_domain(row))
     }
 
     async fn create_cylinder(&self, t: TenantId, new: NewCylinder) -> Result<Cylinder> {
         check_cylinder(&new)?;
+        let txn = self.begin_in(t).await?;
         let row = cylinder_row(t, new, self.clock.now())
-            .insert(&self.db)
+            .insert(&txn)
             .await
             .db()?;
+        txn.commit().await.db()?;
         Ok(cylinder_to_domain(row))
     }
 
     async fn list_cylinders(&self, t: TenantId, page: PageRequest) -> Result<Page<Cylinder>> {
-        Ok(page_of::<cylinders::Entity>(&self.db, t, page, |m| m.id)
-            .await?
-            .map(cylinder_to_domain))
+        let txn = self.begin_in(t).await?;
+        let rows = page_of::<cylinders::Entity>(&txn, t, page, |m| m.id).await?;
+        txn.commit().await.db()?;
+        Ok(rows.map(cylinder_to_domain))
     }
 
     async fn get_cylinder(&self, t: TenantId, id: Uuid) -> Result<Cylinder> {
-        Ok(cylinder_to_domain(
-            scoped::<cylinders::Entity>(&self.db, t, id, false, "cylinder").await?,
-        ))
+        let txn = self.begin_in(t).await?;
+        let row = scoped::<cylinders::Entity>(&txn, t, id, false, "cylinder").await?;
+        txn.commit().await.db()?;
+        Ok(cylinder_to_domain(row))
     }
 
     async fn update_cylinder(
@@ -195,8 +206,9 @@ impl Inventory for Store {
         if let Some(location) = &change.location {
             check_location(location.as_deref())?;
         }
+        let txn = self.begin_in(t).await?;
         let mut row: cylinders::ActiveModel =
-            scoped::<cylinders::Entity>(&self.db, t, id, false, "cylinder")
+            scoped::<cylinders::Entity>(&txn, t, id, false, "cylinder")
                 .await?
                 .into();
         if let Some(name) = change.name {
@@ -205,7 +217,9 @@ impl Inventory for Store {
         if let Some(location) = change.location {
             row.location = Set(location);
         }
-        Ok(cylinder_to_domain(row.update(&self.db).await.db()?))
+        let row = row.update(&txn).await.db()?;
+        txn.commit().await.db()?;
+        Ok(cylinder_to_domain(row))
     }
 
     async fn create_remote_device(
@@ -214,12 +228,13 @@ impl Inventory for Store {
         new: NewRemoteDevice,
     ) -> Result<RemoteDevice> {
         check_device(&new)?;
-        device_to_domain(
-            device_row(t, new, self.clock.now())
-                .insert(&self.db)
-                .await
-                .db()?,
-        )
+        let txn = self.begin_in(t).await?;
+        let row = device_row(t, new, self.clock.now())
+            .insert(&txn)
+            .await
+            .db()?;
+        txn.commit().await.db()?;
+        device_to_domain(row)
     }
 
     async fn list_remote_devices(
@@ -227,16 +242,17 @@ impl Inventory for Store {
         t: TenantId,
         page: PageRequest,
     ) -> Result<Page<RemoteDevice>> {
-        convert_page(
-            page_of::<remote_devices::Entity>(&self.db, t, page, |m| m.id).await?,
-            device_to_domain,
-        )
+        let txn = self.begin_in(t).await?;
+        let rows = page_of::<remote_devices::Entity>(&txn, t, page, |m| m.id).await?;
+        txn.commit().await.db()?;
+        convert_page(rows, device_to_domain)
     }
 
     async fn get_remote_device(&self, t: TenantId, id: Uuid) -> Result<RemoteDevice> {
-        device_to_domain(
-            scoped::<remote_devices::Entity>(&self.db, t, id, false, "remote device").await?,
-        )
+        let txn = self.begin_in(t).await?;
+        let row = scoped::<remote_devices::Entity>(&txn, t, id, false, "remote device").await?;
+        txn.commit().await.db()?;
+        device_to_domain(row)
     }
 
     async fn rename_remote_device(
@@ -246,12 +262,15 @@ impl Inventory for Store {
         name: String,
     ) -> Result<RemoteDevice> {
         check_name("name", &name)?;
+        let txn = self.begin_in(t).await?;
         let mut row: remote_devices::ActiveModel =
-            scoped::<remote_devices::Entity>(&self.db, t, id, false, "remote device")
+            scoped::<remote_devices::Entity>(&txn, t, id, false, "remote device")
                 .await?
                 .into();
         row.name = Set(name);
-        let device = device_to_domain(row.update(&self.db).await.db()?)?;
+        let row = row.update(&txn).await.db()?;
+        txn.commit().await.db()?;
+        let device = device_to_domain(row)?;
         // Its agent's work list names it.
         self.signal.notify(t.0).await;
         Ok(device)

@@ -11,7 +11,7 @@ use countersign_domain::workflow::{JobEvent, JobKind, JobStatus, TargetType};
 use countersign_domain::{Error, ErrorCode, Result};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect, Set, TransactionTrait,
+    QuerySelect, Set,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -195,12 +195,14 @@ impl Jobs for Store {
         if let Some(after) = page.after {
             query = query.filter(jobs::Column::Id.gt(after));
         }
+        let txn = self.begin_in(t).await?;
         let rows = query
             .order_by_asc(jobs::Column::Id)
             .limit(page.fetch())
-            .all(&self.db)
+            .all(&txn)
             .await
             .db()?;
+        txn.commit().await.db()?;
         let rows = Page::from_rows(rows, &page, |j| j.id);
         Ok(Page {
             items: rows.items.iter().map(job_view).collect::<Result<_>>()?,
@@ -214,7 +216,9 @@ impl Jobs for Store {
         id: Uuid,
         programming_key_id: Option<Uuid>,
     ) -> Result<JobView> {
-        let job = scoped::<jobs::Entity>(&self.db, t, id, false, "readout job").await?;
+        let txn = self.begin_in(t).await?;
+        let job = scoped::<jobs::Entity>(&txn, t, id, false, "readout job").await?;
+        txn.commit().await.db()?;
         if programming_key_id.is_some_and(|key| job.programming_key_id != Some(key)) {
             return Err(Error::not_found("readout job"));
         }
@@ -229,7 +233,7 @@ impl Jobs for Store {
         device_id: Uuid,
     ) -> Result<JobView> {
         let now = self.clock.now();
-        let txn = self.db.begin().await.db()?;
+        let txn = self.begin_in(t).await?;
         let key = crate::keys::key_to_domain(
             scoped::<keys::Entity>(&txn, t, key_id, false, "key").await?,
         )?;

@@ -8,7 +8,7 @@ use countersign_domain::permission::Principal;
 use countersign_domain::ports::{KeyChange, KeyCommand, Keys, NewKey};
 use countersign_domain::tenant::{TenantId, check_name};
 use countersign_domain::{Error, ErrorCode, Result};
-use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, Set, TransactionTrait};
+use sea_orm::{ActiveModelTrait, ConnectionTrait, EntityTrait, Set};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -94,7 +94,7 @@ impl Keys for Store {
     async fn create_key(&self, t: TenantId, by: &Principal, new: NewKey) -> Result<Key> {
         check_new_key(&new)?;
         let now = self.clock.now();
-        let txn = self.db.begin().await.db()?;
+        let txn = self.begin_in(t).await?;
         key_group_exists(&txn, t, new.key_group_id).await?;
         let key = key_to_domain(new_key_row(t, new, now).insert(&txn).await.db()?)?;
         let details = json!({
@@ -109,14 +109,17 @@ impl Keys for Store {
     }
 
     async fn list_keys(&self, t: TenantId, page: PageRequest) -> Result<Page<Key>> {
-        convert_page(
-            page_of::<keys::Entity>(&self.db, t, page, |m| m.id).await?,
-            key_to_domain,
-        )
+        let txn = self.begin_in(t).await?;
+        let rows = page_of::<keys::Entity>(&txn, t, page, |m| m.id).await?;
+        txn.commit().await.db()?;
+        convert_page(rows, key_to_domain)
     }
 
     async fn get_key(&self, t: TenantId, id: Uuid) -> Result<Key> {
-        key_to_domain(scoped::<keys::Entity>(&self.db, t, id, false, "key").await?)
+        let txn = self.begin_in(t).await?;
+        let row = scoped::<keys::Entity>(&txn, t, id, false, "key").await?;
+        txn.commit().await.db()?;
+        key_to_domain(row)
     }
 
     async fn update_key(
@@ -130,7 +133,7 @@ impl Keys for Store {
             check_name("name", name)?;
         }
         let now = self.clock.now();
-        let txn = self.db.begin().await.db()?;
+        let txn = self.begin_in(t).await?;
         let before = scoped::<keys::Entity>(&txn, t, id, true, "key").await?;
         if let Some(group) = change.key_group_id {
             key_group_exists(&txn, t, group).await?;
@@ -165,7 +168,7 @@ impl Keys for Store {
         command: KeyCommand,
     ) -> Result<Key> {
         let now = self.clock.now();
-        let txn = self.db.begin().await.db()?;
+        let txn = self.begin_in(t).await?;
         let row = scoped::<keys::Entity>(&txn, t, id, true, "key").await?;
         let tenant = tenants::Entity::find_by_id(t.0)
             .one(&txn)

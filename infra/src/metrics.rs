@@ -21,7 +21,10 @@ const REDIS_PATIENCE: Duration = Duration::from_secs(1);
 const DATABASE_PATIENCE: Duration = Duration::from_secs(5);
 
 pub struct OperationsProbe {
+    /// The API's pool, whose usage is reported.
     db: DatabaseConnection,
+    /// Sees every tenant's rows, for the counts.
+    all_tenants: DatabaseConnection,
     redis: Option<redis::aio::ConnectionManager>,
     mail_send_failures: Arc<AtomicU64>,
 }
@@ -29,11 +32,13 @@ pub struct OperationsProbe {
 impl OperationsProbe {
     pub fn new(
         db: DatabaseConnection,
+        all_tenants: DatabaseConnection,
         redis: Option<redis::aio::ConnectionManager>,
         mail_send_failures: Arc<AtomicU64>,
     ) -> Self {
         Self {
             db,
+            all_tenants,
             redis,
             mail_send_failures,
         }
@@ -107,20 +112,20 @@ where
 impl OperationsProbe {
     async fn tables(&self) -> Result<TableCounts> {
         let requests = count_by_status::<event_log_requests::Entity, _>(
-            &self.db,
+            &self.all_tenants,
             event_log_requests::Column::Status,
             None,
         )
         .await?;
         let jobs = count_by_status::<readout_jobs::Entity, _>(
-            &self.db,
+            &self.all_tenants,
             readout_jobs::Column::Status,
             None,
         )
         .await?;
         // Sent mails only grow; what is not sent is what needs attention.
         let mail = count_by_status::<mail_outbox::Entity, _>(
-            &self.db,
+            &self.all_tenants,
             mail_outbox::Column::Status,
             Some(&["pending", "failed"]),
         )
@@ -128,7 +133,7 @@ impl OperationsProbe {
         let retrying = mail_outbox::Entity::find()
             .filter(mail_outbox::Column::Status.eq("pending"))
             .filter(mail_outbox::Column::Attempts.gt(0))
-            .count(&self.db)
+            .count(&self.all_tenants)
             .await
             .db()?;
         Ok(TableCounts {

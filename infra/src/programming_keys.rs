@@ -14,9 +14,7 @@ use countersign_domain::ports::{
 use countersign_domain::role::{Role, RoleSet};
 use countersign_domain::tenant::{TenantId, check_name};
 use countersign_domain::{Error, ErrorCode, Result};
-use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set, TransactionTrait,
-};
+use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -186,7 +184,7 @@ impl ProgrammingKeys for Store {
         check_name("name", &new.name)?;
         ProgrammingKey::check_validity_window(new.valid_from, new.valid_until)?;
         let now = self.clock.now();
-        let txn = self.db.begin().await.db()?;
+        let txn = self.begin_in(t).await?;
         let row = programming_keys::ActiveModel {
             id: Set(Uuid::now_v7()),
             tenant_id: Set(t.0),
@@ -236,7 +234,9 @@ impl ProgrammingKeys for Store {
         t: TenantId,
         page: PageRequest,
     ) -> Result<Page<ProgrammingKey>> {
-        let page = page_of::<programming_keys::Entity>(&self.db, t, page, |m| m.id).await?;
+        let txn = self.begin_in(t).await?;
+        let page = page_of::<programming_keys::Entity>(&txn, t, page, |m| m.id).await?;
+        txn.commit().await.db()?;
         let items = page.items.iter().map(to_domain).collect::<Result<_>>()?;
         Ok(Page {
             items,
@@ -245,9 +245,10 @@ impl ProgrammingKeys for Store {
     }
 
     async fn get_programming_key(&self, t: TenantId, id: Uuid) -> Result<ProgrammingKey> {
-        to_domain(
-            &scoped::<programming_keys::Entity>(&self.db, t, id, false, "programming key").await?,
-        )
+        let txn = self.begin_in(t).await?;
+        let row = scoped::<programming_keys::Entity>(&txn, t, id, false, "programming key").await?;
+        txn.commit().await.db()?;
+        to_domain(&row)
     }
 
     async fn update_programming_key(
@@ -258,7 +259,7 @@ impl ProgrammingKeys for Store {
         change: ProgrammingKeyChange,
     ) -> Result<ProgrammingKey> {
         let now = self.clock.now();
-        let txn = self.db.begin().await.db()?;
+        let txn = self.begin_in(t).await?;
         let row = scoped::<programming_keys::Entity>(&txn, t, id, true, "programming key").await?;
         let mut key = to_domain(&row)?;
         let before = key.clone();
@@ -320,7 +321,7 @@ impl ProgrammingKeys for Store {
         command: ProgrammingKeyCommand,
     ) -> Result<ProgrammingKey> {
         let now = self.clock.now();
-        let txn = self.db.begin().await.db()?;
+        let txn = self.begin_in(t).await?;
         let row = scoped::<programming_keys::Entity>(&txn, t, id, true, "programming key").await?;
         let mut key = to_domain(&row)?;
         let (revoke, action, details) = match command {
@@ -374,7 +375,7 @@ impl ProgrammingKeys for Store {
         check_pin(pin)?;
         let hash = secrets::hash_pin(pin).await?;
         let now = self.clock.now();
-        let txn = self.db.begin().await.db()?;
+        let txn = self.begin_in(t).await?;
         let row = scoped::<programming_keys::Entity>(&txn, t, id, true, "programming key").await?;
         let key = to_domain(&row)?;
         let (mut active, revocations) = apply(row, &key, now, true)?;

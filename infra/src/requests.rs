@@ -19,7 +19,7 @@ use countersign_domain::workflow::{
 use countersign_domain::{Error, ErrorCode, Result};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, FromQueryResult, JoinType,
-    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Set, TransactionTrait,
+    QueryFilter, QueryOrder, QuerySelect, QueryTrait, Set,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -413,7 +413,7 @@ impl Requests for Store {
         comment: Option<String>,
     ) -> Result<RequestView> {
         let now = self.clock.now();
-        let txn = self.db.begin().await.db()?;
+        let txn = self.begin_in(t).await?;
         let tenant = tenant_row(&txn, t).await?;
         let target = load_target(&txn, t, target_type, target_id).await?;
         let actor = actor_of(&txn, by).await?;
@@ -556,7 +556,8 @@ impl Requests for Store {
             .column_as(decisions::Column::Id, "decision_id")
             .order_by_asc(requests::Column::Id)
             .build(self.db.get_database_backend());
-        let found = self.db.query_all_raw(statement).await.db()?;
+        let txn = self.begin_in(t).await?;
+        let found = txn.query_all_raw(statement).await.db()?;
         let mut rows: Vec<requests::Model> = Vec::with_capacity(found.len());
         let mut decided = Vec::new();
         for result in &found {
@@ -576,10 +577,11 @@ impl Requests for Store {
         let all_decisions = if decided.is_empty() {
             Vec::new()
         } else {
-            decisions_of(&self.db, t, decided).await?
+            decisions_of(&txn, t, decided).await?
         };
         let rows = Page::from_rows(rows, &page, |r| r.id);
-        let items = views_with(&self.db, t, &rows.items, &all_decisions).await?;
+        let items = views_with(&txn, t, &rows.items, &all_decisions).await?;
+        txn.commit().await.db()?;
         Ok(Page {
             items,
             next_cursor: rows.next_cursor,
@@ -587,7 +589,10 @@ impl Requests for Store {
     }
 
     async fn get_request(&self, t: TenantId, id: Uuid) -> Result<RequestView> {
-        view_of(&self.db, t, id).await
+        let txn = self.begin_in(t).await?;
+        let view = view_of(&txn, t, id).await?;
+        txn.commit().await.db()?;
+        Ok(view)
     }
 
     async fn decide(
@@ -599,7 +604,7 @@ impl Requests for Store {
         comment: Option<String>,
     ) -> Result<RequestView> {
         let now = self.clock.now();
-        let txn = self.db.begin().await.db()?;
+        let txn = self.begin_in(t).await?;
         let row = lock_request(&txn, t, id).await?;
         let tenant = tenant_row(&txn, t).await?;
         let approver = person_of(&txn, by).await?;
@@ -712,7 +717,7 @@ impl Requests for Store {
         reason: Option<String>,
     ) -> Result<RequestView> {
         let now = self.clock.now();
-        let txn = self.db.begin().await.db()?;
+        let txn = self.begin_in(t).await?;
         let row = lock_request(&txn, t, id).await?;
         let actor = actor_of(&txn, by).await?;
         cancel_locked(&txn, &actor, row, reason, now).await?;
@@ -730,7 +735,7 @@ impl Requests for Store {
         programming_key_id: Uuid,
     ) -> Result<RequestView> {
         let now = self.clock.now();
-        let txn = self.db.begin().await.db()?;
+        let txn = self.begin_in(t).await?;
         let row = lock_request(&txn, t, id).await?;
         if row.status != RequestStatus::Approved.as_str()
             || row.target_type != TargetType::Cylinder.as_str()

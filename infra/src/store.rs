@@ -9,8 +9,8 @@ use countersign_domain::ports::{Clock, Health};
 use countersign_domain::tenant::TenantId;
 use countersign_domain::{Error, Result};
 use sea_orm::{
-    ColumnTrait, ConnectionTrait, DatabaseConnection, EntityTrait, QueryFilter, QueryOrder,
-    QuerySelect,
+    ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait,
+    QueryFilter, QueryOrder, QuerySelect, Statement, TransactionTrait,
 };
 use uuid::Uuid;
 
@@ -19,7 +19,12 @@ use crate::revocation::{Revocation, RevocationList};
 use crate::signing::HistorySigner;
 
 pub struct Store {
+    /// Sees one tenant per transaction ([`Store::begin_in`]); on PostgreSQL a
+    /// role subject to row-level security.
     pub(crate) db: DatabaseConnection,
+    /// Background work that spans tenants (expiry, chain-head signing,
+    /// metrics); on PostgreSQL a member of `countersign_worker`.
+    pub(crate) all_tenants: DatabaseConnection,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) revocations: Arc<RevocationList>,
     /// Base of links in e-mails.
@@ -40,6 +45,7 @@ impl Store {
         public_url: String,
     ) -> Self {
         Self {
+            all_tenants: db.clone(),
             db,
             clock,
             revocations,
@@ -57,6 +63,13 @@ impl Store {
         self
     }
 
+    /// The connection of background work that spans tenants; without it, the
+    /// API's own.
+    pub fn with_all_tenants_connection(mut self, db: DatabaseConnection) -> Self {
+        self.all_tenants = db;
+        self
+    }
+
     pub fn with_work_signal(mut self, signal: Arc<crate::signal::WorkSignal>) -> Self {
         self.signal = signal;
         self
@@ -67,8 +80,9 @@ impl Store {
         self
     }
 
-    pub fn connection(&self) -> &DatabaseConnection {
-        &self.db
+    /// Begins a transaction that sees and writes only tenant `t`'s rows.
+    pub async fn begin_in(&self, t: TenantId) -> Result<DatabaseTransaction> {
+        tenant_transaction(&self.db, t).await
     }
 
     /// Records revocations in the transaction, commits, then tells the cache.
@@ -82,6 +96,45 @@ impl Store {
         self.revocations.publish(entries).await;
         Ok(())
     }
+}
+
+/// The setting row-level security reads on PostgreSQL: the one tenant whose
+/// rows a transaction sees and may write.
+pub const TENANT_SETTING: &str = "countersign.tenant_id";
+
+/// Begins a transaction on `db` that sees and writes only tenant `t`'s rows.
+pub async fn tenant_transaction(
+    db: &DatabaseConnection,
+    t: TenantId,
+) -> Result<DatabaseTransaction> {
+    transaction_with(db, TENANT_SETTING, &t.0.to_string()).await
+}
+
+/// Begins a transaction on `db` with the setting `name` (a `countersign.*`
+/// setting the row-level security policies read) set to `value`.
+pub(crate) async fn transaction_with(
+    db: &DatabaseConnection,
+    name: &str,
+    value: &str,
+) -> Result<DatabaseTransaction> {
+    let txn = db.begin().await.db()?;
+    set_local(&txn, name, value).await?;
+    Ok(txn)
+}
+
+/// Sets a `countersign.*` setting for the rest of the transaction, which
+/// row-level security policies read. SQLite has no such policies.
+pub(crate) async fn set_local(txn: &DatabaseTransaction, name: &str, value: &str) -> Result<()> {
+    if txn.get_database_backend() == DbBackend::Postgres {
+        txn.execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT set_config($1, $2, true)",
+            [name.into(), value.into()],
+        ))
+        .await
+        .db()?;
+    }
+    Ok(())
 }
 
 fn column<E: EntityTrait>(name: &str) -> Result<E::Column> {

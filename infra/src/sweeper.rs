@@ -28,7 +28,7 @@ impl Store {
     /// Expires one request if it is still due; `false` when another replica has it
     /// or its readout is under way.
     async fn expire_request(&self, id: Uuid, now: DateTime<Utc>) -> Result<bool> {
-        let txn = self.db.begin().await.db()?;
+        let txn = self.all_tenants.begin().await.db()?;
         let Some(row) = requests::Entity::find_by_id(id)
             .filter(requests::Column::Status.is_in([
                 RequestStatus::PendingApproval.as_str(),
@@ -101,11 +101,11 @@ impl Sweeper for Store {
             .order_by_asc(requests::Column::ExpiresAt)
             .limit(BATCH)
             .into_tuple()
-            .all(&self.db)
+            .all(&self.all_tenants)
             .await
             .db()?;
         let mut report = SweepReport::default();
-        let txn = self.db.begin().await.db()?;
+        let txn = self.all_tenants.begin().await.db()?;
         let released = crate::agent_work::release_expired_leases(&txn, None, now).await?;
         txn.commit().await.db()?;
         for tenant in released {

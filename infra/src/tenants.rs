@@ -10,7 +10,6 @@ use countersign_domain::tenant::{
 use countersign_domain::{Error, Result};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
-    TransactionTrait,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -96,7 +95,7 @@ impl Tenants for Store {
         let initial_pin = secrets::new_pin();
         let pin_hash = secrets::hash_pin(&initial_pin).await?;
         let s = &tenant.settings;
-        let txn = self.db.begin().await.db()?;
+        let txn = self.begin_in(id).await?;
         tenants::ActiveModel {
             id: Set(id.0),
             slug: Set(tenant.slug.clone()),
@@ -209,7 +208,7 @@ impl Tenants for Store {
 
     async fn update_tenant(&self, id: TenantId, change: TenantChange) -> Result<Tenant> {
         let now = self.clock.now();
-        let txn = self.db.begin().await.db()?;
+        let txn = self.begin_in(id).await?;
         let row = tenants::Entity::find_by_id(id.0)
             .lock_exclusive()
             .one(&txn)

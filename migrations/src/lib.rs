@@ -6,6 +6,7 @@ use sea_orm_migration::prelude::*;
 mod m0001_foundation;
 mod m0002_workflow;
 mod m0003_lookup_indexes;
+mod m0004_row_level_security;
 
 pub struct Migrator;
 
@@ -16,8 +17,10 @@ impl MigratorTrait for Migrator {
             Box::new(m0001_foundation::Migration),
             Box::new(m0002_workflow::Migration),
             Box::new(m0003_lookup_indexes::Migration),
+            Box::new(m0004_row_level_security::Migration),
         ]
     }
 }
 
+pub use m0004_row_level_security::TENANT_TABLES;
 pub use sea_orm_migration::MigratorTrait;

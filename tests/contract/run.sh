@@ -78,7 +78,9 @@ EOF
 server_env=(
   env -u DATABASE_URL -u REDIS_URL -u SMTP_URL
   COUNTERSIGN_LISTEN="127.0.0.1:$PORT"
-  COUNTERSIGN_DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB"
+  COUNTERSIGN_MIGRATION_DATABASE_URL="postgres://postgres@127.0.0.1:5432/$DB"
+  COUNTERSIGN_DATABASE_URL="postgres://countersign_test_api@127.0.0.1:5432/$DB"
+  COUNTERSIGN_WORKER_DATABASE_URL="postgres://countersign_test_worker@127.0.0.1:5432/$DB"
   COUNTERSIGN_REDIS_URL="$REDIS_URL"
   COUNTERSIGN_OPERATOR_KEY="$OPERATOR_KEY"
   COUNTERSIGN_JWT_SECRET="$(od -An -N32 -tx1 /dev/urandom | tr -d ' \n')"
@@ -89,6 +91,9 @@ server_env=(
 )
 echo "== migrating $DB"
 "${server_env[@]}" "$BIN" migrate >/dev/null
+# The owner migrates; the API connects as a role bound by row-level
+# security, its background work as one that spans tenants.
+psql "$PG_ADMIN" -q -f "$ROOT/tests/sql/login-roles.sql" >/dev/null
 echo "== starting countersign on $BASE"
 "${server_env[@]}" "$BIN" serve >"$WORK/server.log" 2>&1 &
 SERVER_PID=$!

@@ -77,10 +77,65 @@ impl Reply {
     }
 }
 
-async fn postgres_database() -> String {
-    let admin = std::env::var("TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    postgres_database_on(&admin).await
+/// The PostgreSQL server of the tests, as its superuser.
+pub fn admin_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// The login roles the API and its background work connect as in tests
+/// (`sql/login-roles.sql`).
+pub const API_LOGIN: &str = "countersign_test_api";
+pub const WORKER_LOGIN: &str = "countersign_test_worker";
+
+/// One database, as each of its roles connects to it.
+#[derive(Debug, Clone)]
+pub struct DatabaseUrls {
+    /// The owner (the server's superuser here): migrations, and tests that
+    /// look behind the application's back.
+    pub owner: String,
+    /// A member of `countersign_api`: row-level security binds it.
+    pub api: String,
+    /// A member of `countersign_worker`: background work across tenants.
+    pub worker: String,
+}
+
+/// A fresh, migrated database on the server of `admin`, with the login roles
+/// of the API and the workers.
+pub async fn migrated_database_on(admin: &str) -> DatabaseUrls {
+    let owner = postgres_database_on(admin).await;
+    let db = countersign_infra::db::connect(&owner, 1).await.unwrap();
+    countersign_infra::db::migrate(&db).await.unwrap();
+    db.close().await.unwrap();
+    login_roles(admin).await;
+    DatabaseUrls {
+        api: as_role(&owner, API_LOGIN),
+        worker: as_role(&owner, WORKER_LOGIN),
+        owner,
+    }
+}
+
+/// Creates the tests' login roles (`sql/login-roles.sql`) unless they exist;
+/// their group roles come with the first migration on the server. Roles belong to the whole
+/// server, so tests creating them at once may collide: then it tries again.
+pub async fn login_roles(admin: &str) {
+    let sql = include_str!("../sql/login-roles.sql");
+    let db = countersign_infra::db::connect(admin, 1).await.unwrap();
+    let mut attempts = 0;
+    while let Err(err) = db.execute_unprepared(sql).await {
+        attempts += 1;
+        assert!(attempts < 20, "cannot create the test roles: {err}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    db.close().await.unwrap();
+}
+
+/// `url` with `role` as its user.
+pub fn as_role(url: &str, role: &str) -> String {
+    let mut url = reqwest::Url::parse(url).unwrap();
+    url.set_username(role).unwrap();
+    url.set_password(None).unwrap();
+    url.to_string()
 }
 
 /// Creates a fresh database on the server of `admin` (a URL ending in a database
@@ -109,36 +164,18 @@ impl TestApp {
         backend: Backend,
         adjust: impl FnOnce(&mut Config),
     ) -> (TestApp, Arc<Mailer>) {
-        let (database_url, redis_url, dir, history_signing_key_file) = match backend {
-            Backend::Sqlite => {
-                let dir = tempfile::tempdir().unwrap();
-                // Embedded mode generates the history signing key beside the database.
-                (
-                    format!("sqlite://{}", dir.path().join("test.db").display()),
-                    None,
-                    Some(dir),
-                    None,
-                )
-            }
-            Backend::Postgres => {
-                let redis = std::env::var("TEST_REDIS_URL")
-                    .unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-                let dir = tempfile::tempdir().unwrap();
-                let key = dir.path().join("history-signing-key.pem");
-                let pem = countersign_infra::signing::HistorySigner::generate()
-                    .to_pem()
-                    .unwrap();
-                std::fs::write(&key, pem).unwrap();
-                (postgres_database().await, Some(redis), Some(dir), Some(key))
-            }
-        };
+        if backend == Backend::Postgres {
+            let redis =
+                std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+            return Self::spawn_on_servers_with(&admin_url(), &redis, adjust).await;
+        }
+        // Embedded mode generates the history signing key beside the database.
+        let dir = tempfile::tempdir().unwrap();
         let mut config = Config {
             listen: "127.0.0.1:0".into(),
-            database_url: database_url.clone(),
-            redis_url,
+            database_url: format!("sqlite://{}", dir.path().join("test.db").display()),
             operator_key: Some(OPERATOR_KEY.into()),
             jwt_secret: Some(JWT_SECRET.into()),
-            history_signing_key_file,
             demo: false,
             ..Config::default()
         };
@@ -147,34 +184,14 @@ impl TestApp {
             .await
             .unwrap();
         countersign_infra::db::migrate(&db).await.unwrap();
-        Self::serve(config, backend, db, dir).await
+        Self::serve(config, backend, db, Some(dir)).await
     }
 
     /// [`TestApp::spawn`] on PostgreSQL and Redis servers of the caller's own
     /// (e.g. ones it stops and starts): a fresh database on the server of
     /// `admin_url`, and `redis_url`.
     pub async fn spawn_on_servers(admin_url: &str, redis_url: &str) -> TestApp {
-        let dir = tempfile::tempdir().unwrap();
-        let key = dir.path().join("history-signing-key.pem");
-        let pem = countersign_infra::signing::HistorySigner::generate()
-            .to_pem()
-            .unwrap();
-        std::fs::write(&key, pem).unwrap();
-        let config = Config {
-            listen: "127.0.0.1:0".into(),
-            database_url: postgres_database_on(admin_url).await,
-            redis_url: Some(redis_url.to_owned()),
-            operator_key: Some(OPERATOR_KEY.into()),
-            jwt_secret: Some(JWT_SECRET.into()),
-            history_signing_key_file: Some(key),
-            demo: false,
-            ..Config::default()
-        };
-        let db = countersign_infra::db::connect(&config.database_url, 2)
-            .await
-            .unwrap();
-        countersign_infra::db::migrate(&db).await.unwrap();
-        Self::serve(config, Backend::Postgres, db, Some(dir))
+        Self::spawn_on_servers_with(admin_url, redis_url, |_| {})
             .await
             .0
     }
@@ -211,10 +228,7 @@ impl TestApp {
     /// A second API process on the same database, Redis and keys, as another
     /// replica behind a load balancer would be.
     pub async fn replica(&self) -> TestApp {
-        let db = countersign_infra::db::connect(&self.config.database_url, 2)
-            .await
-            .unwrap();
-        Self::serve(self.config.clone(), self.backend, db, None)
+        Self::serve(self.config.clone(), self.backend, self.db.clone(), None)
             .await
             .0
     }

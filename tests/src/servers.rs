@@ -16,7 +16,7 @@ use countersign_infra::mail::Mailer;
 use tokio::process::{Child, Command};
 use tokio::time::Instant;
 
-use crate::{Backend, JWT_SECRET, OPERATOR_KEY, TestApp, postgres_database_on};
+use crate::{Backend, JWT_SECRET, OPERATOR_KEY, TestApp, migrated_database_on};
 
 /// A port nobody listens on right now.
 pub fn free_port() -> u16 {
@@ -276,9 +276,11 @@ impl TestApp {
             .to_pem()
             .unwrap();
         std::fs::write(&key, pem).unwrap();
+        let urls = migrated_database_on(admin_url).await;
         let mut config = Config {
             listen: "127.0.0.1:0".into(),
-            database_url: postgres_database_on(admin_url).await,
+            database_url: urls.api,
+            worker_database_url: Some(urls.worker),
             redis_url: Some(redis_url.to_owned()),
             operator_key: Some(OPERATOR_KEY.into()),
             jwt_secret: Some(JWT_SECRET.into()),
@@ -287,10 +289,9 @@ impl TestApp {
             ..Config::default()
         };
         adjust(&mut config);
-        let db = countersign_infra::db::connect(&config.database_url, 2)
+        let db = countersign_infra::db::connect(&urls.owner, 2)
             .await
             .unwrap();
-        countersign_infra::db::migrate(&db).await.unwrap();
         Self::serve(config, Backend::Postgres, db, Some(dir)).await
     }
 }

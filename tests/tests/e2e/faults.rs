@@ -643,7 +643,7 @@ async fn smtp_outage_during_100_notifications_delivers_each_once() {
     // Two outbox workers on connections of their own, as two replicas run them.
     let other = Arc::new(
         Mailer::new(
-            countersign_infra::db::connect(&app.config.database_url, 2)
+            countersign_infra::db::connect(app.config.worker_database_url.as_ref().unwrap(), 2)
                 .await
                 .unwrap(),
             &MailerSettings {

@@ -108,8 +108,8 @@ struct Principal {
 }
 
 /// A tenant with one object of every kind (several where operations need their own).
-struct Inventory {
-    tenant: Tenant,
+pub(crate) struct Inventory {
+    pub(crate) tenant: Tenant,
     objects: BTreeMap<&'static str, String>,
     /// Lease tokens of claimed jobs, by job id.
     leases: HashMap<String, Value>,
@@ -182,7 +182,7 @@ async fn desk_job(app: &TestApp, tenant: &Tenant, marking: &str, desk: &str) -> 
     .await
 }
 
-async fn inventory(app: &TestApp, slug: &str) -> Inventory {
+pub(crate) async fn inventory(app: &TestApp, slug: &str) -> Inventory {
     let tenant = app.tenant(slug, true).await;
     let admin = tenant.admin.clone();
     let mut objects = BTreeMap::new();

@@ -15,6 +15,7 @@ mod mail;
 mod observability;
 mod openapi;
 mod roles;
+mod row_security;
 mod tenants;
 mod token_attacks;
 mod workflow;

@@ -441,10 +441,18 @@ async fn the_server_process_logs_json_lines_without_secrets() {
         .to_pem()
         .unwrap();
     std::fs::write(&key, pem).unwrap();
+    // Migrated as the owner; served as roles that row-level security binds
+    // (the API) and that span tenants (its background work).
+    let owner = countersign_tests::postgres_database_on(&admin).await;
     let env = [
+        ("COUNTERSIGN_MIGRATION_DATABASE_URL", owner.clone()),
         (
             "DATABASE_URL",
-            countersign_tests::postgres_database_on(&admin).await,
+            countersign_tests::as_role(&owner, countersign_tests::API_LOGIN),
+        ),
+        (
+            "COUNTERSIGN_WORKER_DATABASE_URL",
+            countersign_tests::as_role(&owner, countersign_tests::WORKER_LOGIN),
         ),
         ("REDIS_URL", redis),
         ("COUNTERSIGN_OPERATOR_KEY", OPERATOR_KEY.to_owned()),
@@ -465,6 +473,7 @@ async fn the_server_process_logs_json_lines_without_secrets() {
         "{}",
         String::from_utf8_lossy(&migrated.stderr)
     );
+    countersign_tests::login_roles(&admin).await;
     let mut server = ServerProcess::start(dir.path(), &env).await;
     let client = reqwest::Client::new();
     let call = |method: reqwest::Method, path: &str, token: Option<&str>, body: Option<Value>| {
