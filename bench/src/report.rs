@@ -38,6 +38,12 @@ fn machine() -> (String, String) {
     (format!("{cores} cores ({model})"), memory)
 }
 
+/// `bench/analysis.md`: where the time goes, from profiles of a run, and
+/// what a goal not met would need; the report includes it as it is.
+fn analysis_path() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("analysis.md")
+}
+
 /// The checked-out commit, marked when the work tree differs from it.
 fn commit() -> Option<String> {
     let git = |args: &[&str]| {
@@ -169,6 +175,10 @@ impl Report {
             for note in &results.notes {
                 let _ = writeln!(text, "- {note}");
             }
+        }
+        // The profiles behind the figures, written by hand after a run.
+        if let Ok(analysis) = std::fs::read_to_string(analysis_path()) {
+            let _ = writeln!(text, "\n{}", analysis.trim_end());
         }
         let _ = writeln!(text, "\n## Commands\n");
         let _ = writeln!(

@@ -1,6 +1,8 @@
 //! Event-log requests and decisions (SPEC §4): the transactions around the
 //! domain's state machine, with their history entries and e-mails.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Duration, Utc};
 use countersign_domain::directory::KeyStatus;
 use countersign_domain::history::{Actor, NewEntry, names};
@@ -373,6 +375,74 @@ fn approved_state(
 }
 
 impl Store {
+    /// One page of a tenant's requests, from the database.
+    async fn requests_page(
+        &self,
+        t: TenantId,
+        filter: RequestFilter,
+        page: PageRequest,
+    ) -> Result<Page<RequestView>> {
+        let mut query = requests::Entity::find().filter(requests::Column::TenantId.eq(t.0));
+        if let Some(status) = filter.status {
+            query = query.filter(requests::Column::Status.eq(status.as_str()));
+        }
+        if let Some(target_type) = filter.target_type {
+            query = query.filter(requests::Column::TargetType.eq(target_type.as_str()));
+        }
+        if let Some(after) = page.after {
+            query = query.filter(requests::Column::Id.gt(after));
+        }
+        // One round trip for the page, each request with the ids of its
+        // decisions; the decisions themselves only for requests that have some.
+        let page_ids = query
+            .select_only()
+            .column(requests::Column::Id)
+            .order_by_asc(requests::Column::Id)
+            .limit(page.fetch())
+            .into_query();
+        let decided_on = requests::Entity::belongs_to(decisions::Entity)
+            .from(requests::Column::Id)
+            .to(decisions::Column::RequestId)
+            .into();
+        let statement = requests::Entity::find()
+            .filter(requests::Column::TenantId.eq(t.0))
+            .filter(requests::Column::Id.in_subquery(page_ids))
+            .join(JoinType::LeftJoin, decided_on)
+            .column_as(decisions::Column::Id, "decision_id")
+            .order_by_asc(requests::Column::Id)
+            .build(self.db.get_database_backend());
+        let txn = self.begin_in(t).await?;
+        let found = txn.query_all_raw(statement).await.db()?;
+        let mut rows: Vec<requests::Model> = Vec::with_capacity(found.len());
+        let mut decided = Vec::new();
+        for result in &found {
+            let id: Uuid = result.try_get("", "id").db()?;
+            if rows.last().is_none_or(|r| r.id != id) {
+                rows.push(requests::Model::from_query_result(result, "").db()?);
+            }
+            if result
+                .try_get::<Option<Uuid>>("", "decision_id")
+                .db()?
+                .is_some()
+                && decided.last() != Some(&id)
+            {
+                decided.push(id);
+            }
+        }
+        let all_decisions = if decided.is_empty() {
+            Vec::new()
+        } else {
+            decisions_of(&txn, t, decided).await?
+        };
+        let rows = Page::from_rows(rows, &page, |r| r.id);
+        let items = views_with(&txn, t, &rows.items, &all_decisions).await?;
+        txn.commit().await.db()?;
+        Ok(Page {
+            items,
+            next_cursor: rows.next_cursor,
+        })
+    }
+
     async fn approve_now(
         &self,
         conn: &impl ConnectionTrait,
@@ -527,65 +597,25 @@ impl Requests for Store {
         filter: RequestFilter,
         page: PageRequest,
     ) -> Result<Page<RequestView>> {
-        let mut query = requests::Entity::find().filter(requests::Column::TenantId.eq(t.0));
-        if let Some(status) = filter.status {
-            query = query.filter(requests::Column::Status.eq(status.as_str()));
+        // First pages are kept while the tenant's requests and jobs are
+        // unchanged, which only a live subscription to every replica's
+        // changes can tell.
+        if page.after.is_some() || !self.signal.reliable() {
+            return self.requests_page(t, filter, page).await;
         }
-        if let Some(target_type) = filter.target_type {
-            query = query.filter(requests::Column::TargetType.eq(target_type.as_str()));
+        let key = (
+            filter.status.map(RequestStatus::as_str),
+            filter.target_type.map(TargetType::as_str),
+            page.limit,
+        );
+        let work = self.signal.tenant(t.0);
+        let stamp = self.signal.stamp(&work);
+        if let Some(kept) = work.requests_page(&key, stamp) {
+            return Ok((*kept).clone());
         }
-        if let Some(after) = page.after {
-            query = query.filter(requests::Column::Id.gt(after));
-        }
-        // One round trip for the page, each request with the ids of its
-        // decisions; the decisions themselves only for requests that have some.
-        let page_ids = query
-            .select_only()
-            .column(requests::Column::Id)
-            .order_by_asc(requests::Column::Id)
-            .limit(page.fetch())
-            .into_query();
-        let decided_on = requests::Entity::belongs_to(decisions::Entity)
-            .from(requests::Column::Id)
-            .to(decisions::Column::RequestId)
-            .into();
-        let statement = requests::Entity::find()
-            .filter(requests::Column::TenantId.eq(t.0))
-            .filter(requests::Column::Id.in_subquery(page_ids))
-            .join(JoinType::LeftJoin, decided_on)
-            .column_as(decisions::Column::Id, "decision_id")
-            .order_by_asc(requests::Column::Id)
-            .build(self.db.get_database_backend());
-        let txn = self.begin_in(t).await?;
-        let found = txn.query_all_raw(statement).await.db()?;
-        let mut rows: Vec<requests::Model> = Vec::with_capacity(found.len());
-        let mut decided = Vec::new();
-        for result in &found {
-            let id: Uuid = result.try_get("", "id").db()?;
-            if rows.last().is_none_or(|r| r.id != id) {
-                rows.push(requests::Model::from_query_result(result, "").db()?);
-            }
-            if result
-                .try_get::<Option<Uuid>>("", "decision_id")
-                .db()?
-                .is_some()
-                && decided.last() != Some(&id)
-            {
-                decided.push(id);
-            }
-        }
-        let all_decisions = if decided.is_empty() {
-            Vec::new()
-        } else {
-            decisions_of(&txn, t, decided).await?
-        };
-        let rows = Page::from_rows(rows, &page, |r| r.id);
-        let items = views_with(&txn, t, &rows.items, &all_decisions).await?;
-        txn.commit().await.db()?;
-        Ok(Page {
-            items,
-            next_cursor: rows.next_cursor,
-        })
+        let fresh = self.requests_page(t, filter, page).await?;
+        work.keep_requests_page(key, stamp, Arc::new(fresh.clone()));
+        Ok(fresh)
     }
 
     async fn get_request(&self, t: TenantId, id: Uuid) -> Result<RequestView> {

@@ -5,6 +5,11 @@
 //! woken; when it is down (or without Redis), they re-check the database at a
 //! bounded interval, and when it comes back every waiter looks once, so
 //! nothing is missed.
+//!
+//! The same count of a tenant's changes keeps the first pages of its request
+//! lists (the approvers' inboxes, read far more often than they change): a
+//! page is reused while the tenant's requests and jobs are unchanged, the
+//! subscription is live, and it is younger than [`RECHECK`].
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -12,7 +17,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use countersign_domain::ports::WorkList;
+use countersign_domain::page::Page;
+use countersign_domain::ports::{RequestView, WorkList};
 use futures::StreamExt;
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -42,12 +48,26 @@ pub struct Cached {
 /// When an agent's `last_seen_at` was last written, and with which version.
 type Seen = (DateTime<Utc>, Option<String>);
 
+/// Which first page of a tenant's requests: status, target type, limit.
+pub type RequestsKey = (Option<&'static str>, Option<&'static str>, u32);
+
+/// A first page of requests and the stamp read before it was computed.
+struct CachedPage {
+    stamp: Stamp,
+    at: Instant,
+    page: Arc<Page<RequestView>>,
+}
+
+/// Request pages kept per tenant at most; a tenant's inboxes use a handful.
+const PAGES_PER_TENANT: usize = 16;
+
 /// The waiters of one tenant and its agents' latest work lists.
 #[derive(Default)]
 pub struct TenantWork {
     notify: Notify,
     generation: AtomicU64,
     lists: Mutex<HashMap<Uuid, Arc<tokio::sync::Mutex<Option<Cached>>>>>,
+    pages: Mutex<HashMap<RequestsKey, CachedPage>>,
 }
 
 impl TenantWork {
@@ -61,6 +81,34 @@ impl TenantWork {
     pub fn list_of(&self, agent: Uuid) -> Arc<tokio::sync::Mutex<Option<Cached>>> {
         let mut lists = self.lists.lock().unwrap_or_else(|e| e.into_inner());
         lists.entry(agent).or_default().clone()
+    }
+
+    /// The page kept for `key` if it was computed at `stamp` and is still young.
+    pub fn requests_page(&self, key: &RequestsKey, stamp: Stamp) -> Option<Arc<Page<RequestView>>> {
+        let pages = self.pages.lock().unwrap_or_else(|e| e.into_inner());
+        pages
+            .get(key)
+            .filter(|kept| kept.stamp == stamp && kept.at.elapsed() < RECHECK)
+            .map(|kept| kept.page.clone())
+    }
+
+    /// Keeps a page computed at `stamp`.
+    pub fn keep_requests_page(&self, key: RequestsKey, stamp: Stamp, page: Arc<Page<RequestView>>) {
+        let mut pages = self.pages.lock().unwrap_or_else(|e| e.into_inner());
+        if pages.len() >= PAGES_PER_TENANT && !pages.contains_key(&key) {
+            pages.retain(|_, kept| kept.stamp == stamp && kept.at.elapsed() < RECHECK);
+            if pages.len() >= PAGES_PER_TENANT {
+                pages.clear();
+            }
+        }
+        pages.insert(
+            key,
+            CachedPage {
+                stamp,
+                at: Instant::now(),
+                page,
+            },
+        );
     }
 
     fn wake(&self) {

@@ -5,7 +5,7 @@ use countersign_domain::ports::{EventData, EventRecord};
 use countersign_domain::tenant::TenantId;
 use countersign_domain::workflow::TargetType;
 use countersign_tests::{
-    SmtpSink, Tenant, TestApp, on_both_databases, on_both_databases_with_smtp,
+    Backend, SmtpSink, Tenant, TestApp, on_both_databases, on_both_databases_with_smtp,
 };
 use serde_json::{Value, json};
 
@@ -121,6 +121,68 @@ async fn a_key_request_needs_a_second_person(app: TestApp) {
         403,
         "approvers see no jobs"
     );
+}
+
+/// Approvers' inboxes are kept between reads while the tenant's requests do
+/// not change; a change made through another replica shows in this one's
+/// next read (woken through Redis well before a kept page would expire).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_inbox_follows_changes_made_through_another_replica() {
+    let app = TestApp::spawn(Backend::Postgres).await;
+    let other = app.replica().await;
+    let tenant = tenant_requiring(&app, 1).await;
+    let (_, requester) = app
+        .person(&tenant, "REQ-1", &["system_administrator"], None)
+        .await;
+    let (_, approver) = app
+        .person(&tenant, "APP-1", &["approver"], Some("app@example.org"))
+        .await;
+    let inbox = || async {
+        let page = app
+            .get(
+                "/v1/event-log-requests?status=pending_approval&limit=50",
+                &approver,
+            )
+            .await
+            .assert(200);
+        page["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    // Well below the five seconds a kept page may live without a wake-up.
+    let within_a_second = |expected: bool, id: String| {
+        let inbox = &inbox;
+        async move {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(1);
+            loop {
+                if inbox().await.contains(&id) == expected {
+                    return;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the inbox did not follow the other replica (request {id} listed: {})",
+                    !expected
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            }
+        }
+    };
+    assert!(inbox().await.is_empty());
+    for round in 0..5 {
+        let key = issued_key(&app, &tenant, &format!("K-{round}"), "e3").await;
+        assert!(inbox().await.is_empty(), "kept and read again");
+        let created = request(&other, &requester, "key", &key).await.assert(201);
+        let id = created["id"].as_str().unwrap().to_owned();
+        within_a_second(true, id.clone()).await;
+        other
+            .post(&path(&created, "approve"), &approver, json!({}))
+            .await
+            .assert(200);
+        within_a_second(false, id).await;
+    }
 }
 
 async fn one_rejection_ends_it_and_cancellation_is_final(app: TestApp) {
