@@ -325,16 +325,8 @@ async fn b1(
         report_errors("B1", &outcome)?;
         eprintln!("B1 ours: {:.0} requests/s", outcome.per_second());
         rate.ours.push(outcome.per_second());
-        let baseline = pgbench::run(
-            settings,
-            "b1_inbox.sql",
-            &[("tenants", data.tenants.len().to_string())],
-            settings.phase(),
-        )
-        .await?;
-        eprintln!("B1 baseline: {:.0} tps", baseline.tps);
-        rate.baseline.push(baseline.tps);
-        results.command(baseline.command);
+        // Right after our throughput phase, while the server is in use: an
+        // idle server's kept inbox pages have aged out (see bench/analysis.md).
         let half = load::fixed_rate(
             workers(u64::from(round) + 100),
             outcome.per_second() / 2.0,
@@ -348,6 +340,16 @@ async fn b1(
             half.quantile_ms(0.99)
         );
         p99.ours.push(half.quantile_ms(0.99));
+        let baseline = pgbench::run(
+            settings,
+            "b1_inbox.sql",
+            &[("tenants", data.tenants.len().to_string())],
+            settings.phase(),
+        )
+        .await?;
+        eprintln!("B1 baseline: {:.0} tps", baseline.tps);
+        rate.baseline.push(baseline.tps);
+        results.command(baseline.command);
     }
     results.figures.push(rate);
     results.figures.push(p99);
@@ -807,6 +809,7 @@ async fn b5(
 struct Wakeups {
     armed: HashMap<Uuid, Instant>,
     latencies: Vec<Duration>,
+    by_tenant: Vec<(Uuid, Duration)>,
 }
 
 async fn hold_poll(
@@ -839,7 +842,9 @@ async fn hold_poll(
         if new != version {
             let mut w = wakeups.lock().unwrap_or_else(|e| e.into_inner());
             if let Some(sent) = w.armed.get(&tenant).copied() {
-                w.latencies.push(sent.elapsed());
+                let latency = sent.elapsed();
+                w.latencies.push(latency);
+                w.by_tenant.push((tenant, latency));
             }
         }
         version = new;
@@ -992,6 +997,26 @@ async fn b3(
         let latencies =
             std::mem::take(&mut wakeups.lock().unwrap_or_else(|e| e.into_inner()).latencies);
         eprintln!("B3: {} of {expected} wake-ups seen", latencies.len());
+        // Where the tail comes from: the approvals whose wake-ups were slowest.
+        {
+            let w = wakeups.lock().unwrap_or_else(|e| e.into_inner());
+            let mut slowest: HashMap<usize, Duration> = HashMap::new();
+            for (tenant, latency) in &w.by_tenant {
+                if let Some(n) = chosen.iter().position(|(t, _)| t == tenant) {
+                    let entry = slowest.entry(n).or_default();
+                    *entry = (*entry).max(*latency);
+                }
+            }
+            let mut slowest: Vec<(usize, Duration)> = slowest.into_iter().collect();
+            slowest.sort_by_key(|s| std::cmp::Reverse(s.1));
+            for (n, latency) in slowest.iter().take(3) {
+                eprintln!(
+                    "B3: slowest wake-ups after approval #{n} (sent {:.1} s into the approvals): {:.0} ms",
+                    *n as f64 * 0.2,
+                    latency.as_secs_f64() * 1000.0
+                );
+            }
+        }
         if latencies.len() < expected {
             results.notes.push(format!(
                 "B3: {} of {expected} held polls answered within 15 s of the last approval; the latencies are of those.",

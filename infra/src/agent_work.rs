@@ -260,8 +260,23 @@ fn version_of(list: &WorkList) -> String {
     hex::encode(&Sha256::digest(fingerprint.as_bytes())[..12])
 }
 
+/// Whether the tenant has the approver function: fixed at provisioning, so
+/// read once per process.
+async fn approval_required(
+    conn: &impl ConnectionTrait,
+    t: TenantId,
+    work: &TenantWork,
+) -> Result<bool> {
+    if let Some(known) = work.approval_required.get() {
+        return Ok(*known);
+    }
+    let required = tenant_row(conn, t).await?.approval_required;
+    let _ = work.approval_required.set(required);
+    Ok(required)
+}
+
 impl Store {
-    async fn work_list(&self, t: TenantId, agent: Uuid) -> Result<WorkList> {
+    async fn work_list(&self, t: TenantId, agent: Uuid, work: &TenantWork) -> Result<WorkList> {
         let txn = self.begin_in(t).await?;
         let db = &txn;
         let devices = devices_of(db, t, agent).await?;
@@ -316,8 +331,7 @@ impl Store {
                 _ => {}
             }
         }
-        let tenant = tenant_row(db, t).await?;
-        if has_remote_unit && !tenant.approval_required {
+        if has_remote_unit && !approval_required(db, t, work).await? {
             let collecting = keys::Entity::find()
                 .filter(keys::Column::TenantId.eq(t.0))
                 .filter(keys::Column::AutoCollection.eq(true))
@@ -333,12 +347,18 @@ impl Store {
         }
         keys_to_read.sort_by(|a, b| a.key_marking.cmp(&b.key_marking));
         keys_to_read.dedup_by(|a, b| a.key_marking == b.key_marking);
-        let markings = programming_keys::Entity::find()
-            .filter(programming_keys::Column::TenantId.eq(t.0))
-            .filter(programming_keys::Column::Id.is_in(per_key.keys().copied().collect::<Vec<_>>()))
-            .all(db)
-            .await
-            .db()?;
+        let markings = if per_key.is_empty() {
+            Vec::new()
+        } else {
+            programming_keys::Entity::find()
+                .filter(programming_keys::Column::TenantId.eq(t.0))
+                .filter(
+                    programming_keys::Column::Id.is_in(per_key.keys().copied().collect::<Vec<_>>()),
+                )
+                .all(db)
+                .await
+                .db()?
+        };
         txn.commit().await.db()?;
         let mut programming_keys: Vec<ProgrammingKeyWork> = per_key
             .into_iter()
@@ -387,7 +407,7 @@ impl Store {
             return Ok(c.list.clone());
         }
         let at = Instant::now();
-        let list = Arc::new(self.work_list(t, agent).await?);
+        let list = Arc::new(self.work_list(t, agent, work).await?);
         *cached = Some(Cached {
             stamp,
             at,

@@ -68,6 +68,8 @@ pub struct TenantWork {
     generation: AtomicU64,
     lists: Mutex<HashMap<Uuid, Arc<tokio::sync::Mutex<Option<Cached>>>>>,
     pages: Mutex<HashMap<RequestsKey, CachedPage>>,
+    /// Whether the tenant has the approver function, which never changes.
+    pub approval_required: std::sync::OnceLock<bool>,
 }
 
 impl TenantWork {

@@ -7,6 +7,7 @@ mod m0001_foundation;
 mod m0002_workflow;
 mod m0003_lookup_indexes;
 mod m0004_row_level_security;
+mod m0005_events_by_age;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0002_workflow::Migration),
             Box::new(m0003_lookup_indexes::Migration),
             Box::new(m0004_row_level_security::Migration),
+            Box::new(m0005_events_by_age::Migration),
         ]
     }
 }
