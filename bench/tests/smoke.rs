@@ -5,9 +5,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::PathBuf;
-use std::process::Command;
-
 use clap::Parser;
 use countersign_bench::Settings;
 use sea_orm::ConnectionTrait;
@@ -18,49 +15,14 @@ struct Cli {
     settings: Settings,
 }
 
-/// `target/debug/countersign` beside this test's folder, brought up to date
-/// (a no-op after `cargo test --workspace` built it).
-fn server_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().unwrap().parent().unwrap();
-    let binary = dir.join("countersign");
-    let mut build = Command::new(option_env!("CARGO").unwrap_or("cargo"));
-    build
-        .args(["build", "-p", "countersign-api", "--bin", "countersign"])
-        .current_dir(env!("CARGO_MANIFEST_DIR"));
-    // What cargo set for this test process would make build scripts that watch it rebuild for nothing.
-    for (name, _) in std::env::vars() {
-        if name.starts_with("CARGO_PKG_")
-            || [
-                "CARGO_MANIFEST_DIR",
-                "CARGO_MANIFEST_PATH",
-                "CARGO_CRATE_NAME",
-                "CARGO_PRIMARY_PACKAGE",
-                "CARGO_TARGET_TMPDIR",
-            ]
-            .contains(&name.as_str())
-        {
-            build.env_remove(name);
-        }
-    }
-    let built = build.output().map(|o| o.status.success()).unwrap_or(false);
-    assert!(
-        built || binary.exists(),
-        "cannot build the server and {} is missing",
-        binary.display()
-    );
-    binary
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_whole_pipeline_on_tiny_data() {
-    let admin = std::env::var("TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let admin = countersign_tests::admin_url();
     let redis = std::env::var("TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     let dir = tempfile::tempdir().unwrap();
     let report = dir.path().join("benchmarks.md");
     let database = format!("cs_test_bench_{}", uuid::Uuid::new_v4().simple());
-    let server = server_binary();
+    let server = countersign_tests::process::server_binary().await;
     let cli = Cli::parse_from([
         "smoke".into(),
         "--smoke".into(),

@@ -311,6 +311,30 @@ impl TestApp {
         self.token(json!({"grant_type": "programming_key", "tenant": tenant, "programming_key": marking, "pin": pin})).await
     }
 
+    /// Requests the event log of key `key` as `token`; answers the request.
+    pub async fn request_key_readout(&self, token: &str, key: &str) -> Value {
+        self.post(
+            "/v1/event-log-requests",
+            token,
+            json!({"target": {"type": "key", "id": key}}),
+        )
+        .await
+        .assert(201)
+    }
+
+    /// Approves `request` (a request as the API answers it) as `approver`;
+    /// answers the request after the decision.
+    pub async fn approve(&self, request: &Value, approver: &str) -> Value {
+        let id = request["id"].as_str().unwrap();
+        self.post(
+            &format!("/v1/event-log-requests/{id}/approve"),
+            approver,
+            json!({}),
+        )
+        .await
+        .assert(200)
+    }
+
     pub async fn operator(&self) -> String {
         let body = self
             .token(json!({"grant_type": "operator", "operator_key": OPERATOR_KEY}))

@@ -24,24 +24,8 @@ fn job_path(job: &Value, action: &str) -> String {
 }
 
 async fn approved_key_request(app: &TestApp, tenant: &Tenant, approver: &str, key: &str) -> Value {
-    let created = app
-        .post(
-            "/v1/event-log-requests",
-            &tenant.admin,
-            json!({"target": {"type": "key", "id": key}}),
-        )
-        .await
-        .assert(201);
-    app.post(
-        &format!(
-            "/v1/event-log-requests/{}/approve",
-            created["id"].as_str().unwrap()
-        ),
-        approver,
-        json!({}),
-    )
-    .await
-    .assert(200)
+    let created = app.request_key_readout(&tenant.admin, key).await;
+    app.approve(&created, approver).await
 }
 
 async fn a_key_is_read_once_approved_and_its_events_stored_once(app: TestApp) {
@@ -52,14 +36,7 @@ async fn a_key_is_read_once_approved_and_its_events_stored_once(app: TestApp) {
     let key = app.issued_key(&tenant, "K-1", "e3").await;
     let site = site(&app, &tenant).await;
 
-    let created = app
-        .post(
-            "/v1/event-log-requests",
-            &tenant.admin,
-            json!({"target": {"type": "key", "id": key}}),
-        )
-        .await
-        .assert(201);
+    let created = app.request_key_readout(&tenant.admin, &key).await;
     let early = app
         .post(
             "/v1/agent/key-insertions",
@@ -75,16 +52,7 @@ async fn a_key_is_read_once_approved_and_its_events_stored_once(app: TestApp) {
     let idle = app.get("/v1/agent/work", &site.token).await.assert(200);
     assert!(idle["keys"].as_array().unwrap().is_empty());
 
-    app.post(
-        &format!(
-            "/v1/event-log-requests/{}/approve",
-            created["id"].as_str().unwrap()
-        ),
-        &approver,
-        json!({}),
-    )
-    .await
-    .assert(200);
+    app.approve(&created, &approver).await;
     let work = app
         .get(
             &format!(
@@ -668,14 +636,7 @@ async fn a_wake_up_crosses_replicas() {
         .await;
     let key = first.issued_key(&tenant, "K-1", "e3").await;
     let site = site(&first, &tenant).await;
-    let created = first
-        .post(
-            "/v1/event-log-requests",
-            &tenant.admin,
-            json!({"target": {"type": "key", "id": key}}),
-        )
-        .await
-        .assert(201);
+    let created = first.request_key_readout(&tenant.admin, &key).await;
     let idle = second.get("/v1/agent/work", &site.token).await.assert(200);
     let since = idle["version"].as_str().unwrap().to_owned();
     let poll = {
@@ -688,17 +649,7 @@ async fn a_wake_up_crosses_replicas() {
     };
     let approve = async {
         tokio::time::sleep(Duration::from_millis(500)).await;
-        first
-            .post(
-                &format!(
-                    "/v1/event-log-requests/{}/approve",
-                    created["id"].as_str().unwrap()
-                ),
-                &approver,
-                json!({}),
-            )
-            .await
-            .assert(200);
+        first.approve(&created, &approver).await;
         Instant::now()
     };
     let ((answered, reply), approved) = tokio::join!(poll, approve);

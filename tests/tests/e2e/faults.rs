@@ -533,25 +533,8 @@ async fn redis_outage_degrades_long_polls_and_throttling_but_loses_nothing() {
                 .or_default()
                 .push(status.as_u16());
         }
-        let created = first
-            .post(
-                "/v1/event-log-requests",
-                &tenant.admin,
-                json!({"target": {"type": "key", "id": key}}),
-            )
-            .await
-            .assert(201);
-        first
-            .post(
-                &format!(
-                    "/v1/event-log-requests/{}/approve",
-                    created["id"].as_str().unwrap()
-                ),
-                &approver,
-                json!({}),
-            )
-            .await
-            .assert(200);
+        let created = first.request_key_readout(&tenant.admin, key).await;
+        first.approve(&created, &approver).await;
         let during_outage = (REDIS_DOWN..REDIS_BACK).contains(&i);
         approved_at.insert(format!("RK-{i}"), (Instant::now(), during_outage));
         tokio::time::sleep(Duration::from_millis(600)).await;
@@ -679,14 +662,7 @@ async fn smtp_outage_during_100_notifications_delivers_each_once() {
             sink.stop().await;
             down_at = Some(Instant::now());
         }
-        let created = app
-            .post(
-                "/v1/event-log-requests",
-                &tenant.admin,
-                json!({"target": {"type": "key", "id": key}}),
-            )
-            .await
-            .assert(201);
+        let created = app.request_key_readout(&tenant.admin, key).await;
         requests.push(created["id"].as_str().unwrap().to_owned());
     }
     let down_at = down_at.unwrap();

@@ -119,14 +119,7 @@ async fn metrics_follow_a_workflow(app: TestApp) {
         Backend::Sqlite => assert_eq!(before.get("countersign_redis_up", &[]), None),
     }
 
-    let created = app
-        .post(
-            "/v1/event-log-requests",
-            &tenant.admin,
-            json!({"target": {"type": "key", "id": key}}),
-        )
-        .await
-        .assert(201);
+    let created = app.request_key_readout(&tenant.admin, &key).await;
     let request_id = created["id"].as_str().unwrap();
     let pending = Scrape::of(&app).await;
     let status =

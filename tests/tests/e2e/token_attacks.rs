@@ -282,6 +282,27 @@ async fn forged_and_malformed_tokens_are_refused(app: TestApp) {
     );
 }
 
+/// A webservice credential with the auditor role, made by `admin`, and a
+/// token it logged in with.
+async fn auditor_api_key(app: &TestApp, tenant: &str, admin: &str, name: &str) -> (Value, String) {
+    let created = app
+        .post(
+            "/v1/api-keys",
+            admin,
+            json!({"name": name, "roles": ["auditor"]}),
+        )
+        .await
+        .assert(201);
+    let token = app
+        .token(json!({"grant_type": "api_key", "tenant": tenant, "api_key": created["key"]}))
+        .await
+        .assert(200)["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (created, token)
+}
+
 async fn ended_tokens_are_refused(app: TestApp) {
     let tenant = app.tenant("ended", true).await;
     let mut tally = Tally::default();
@@ -402,21 +423,7 @@ async fn ended_tokens_are_refused(app: TestApp) {
         .to_owned();
 
     // A webservice credential deleted.
-    let created = app
-        .post(
-            "/v1/api-keys",
-            admin,
-            json!({"name": "Integration", "roles": ["auditor"]}),
-        )
-        .await
-        .assert(201);
-    let webservice = app
-        .token(json!({"grant_type": "api_key", "tenant": tenant.slug, "api_key": created["key"]}))
-        .await
-        .assert(200)["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (created, webservice) = auditor_api_key(&app, &tenant.slug, admin, "Integration").await;
     let api_key = created["api_key"]["id"].as_str().unwrap();
     app.call(
         Method::DELETE,
@@ -476,21 +483,7 @@ async fn ended_tokens_are_refused(app: TestApp) {
         .await
         .assert(200);
     let person = person["access_token"].as_str().unwrap().to_owned();
-    let created = app
-        .post(
-            "/v1/api-keys",
-            &person,
-            json!({"name": "Integration 2", "roles": ["auditor"]}),
-        )
-        .await
-        .assert(201);
-    let webservice = app
-        .token(json!({"grant_type": "api_key", "tenant": tenant.slug, "api_key": created["key"]}))
-        .await
-        .assert(200)["access_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let (_, webservice) = auditor_api_key(&app, &tenant.slug, &person, "Integration 2").await;
     let operator = app.operator().await;
     app.patch(
         &format!("/v1/tenants/{}", tenant.id),
