@@ -63,6 +63,26 @@ impl Modify for BearerAuth {
 }
 
 fn v1(cfg: &mut ServiceConfig) {
+    // First, since routes are tried in order and agents' calls are most of
+    // the traffic; with a larger body limit for their event batches.
+    cfg.service(
+        scope::scope("/agent")
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(agent::AGENT_JSON_LIMIT)
+                    .error_handler(problem::json_error),
+            )
+            .service(agent::work)
+            .service(agent::key_insertion)
+            .service(agent::programming_key_connection)
+            .service(agent::claim)
+            .service(agent::heartbeat)
+            .service(agent::loaded)
+            .service(agent::release)
+            .service(agent::events)
+            .service(agent::complete)
+            .service(agent::fail),
+    );
     cfg.service(crate::routes::history::list_history)
         .service(crate::routes::history::verify_history);
     cfg.service(requests::create_request)
@@ -133,25 +153,6 @@ fn v1(cfg: &mut ServiceConfig) {
             scope::scope("/imports")
                 .app_data(imports::json_config())
                 .service(imports::import),
-        )
-        // Agents upload large event batches.
-        .service(
-            scope::scope("/agent")
-                .app_data(
-                    web::JsonConfig::default()
-                        .limit(agent::AGENT_JSON_LIMIT)
-                        .error_handler(problem::json_error),
-                )
-                .service(agent::work)
-                .service(agent::key_insertion)
-                .service(agent::programming_key_connection)
-                .service(agent::claim)
-                .service(agent::heartbeat)
-                .service(agent::loaded)
-                .service(agent::release)
-                .service(agent::events)
-                .service(agent::complete)
-                .service(agent::fail),
         );
 }
 

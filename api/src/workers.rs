@@ -50,6 +50,16 @@ pub fn spawn(store: Arc<Store>, mailer: Arc<Mailer>) -> Workers {
     Workers { stop, tasks }
 }
 
+/// Ticks `every`, the first at a random moment of the first interval: replicas
+/// started together (a rollout, a scale-up) then do their periodic work at
+/// different moments, and no request meets all of it at once.
+fn in_own_phase(every: Duration) -> tokio::time::Interval {
+    let phase = every.mul_f64(rand::random::<f64>());
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + phase, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick
+}
+
 /// Waits for the next tick; `false` once the workers are to stop.
 async fn next_round(tick: &mut tokio::time::Interval, stop: &mut watch::Receiver<bool>) -> bool {
     if *stop.borrow() {
@@ -63,28 +73,32 @@ async fn next_round(tick: &mut tokio::time::Interval, stop: &mut watch::Receiver
 
 /// Signs every tenant's history head that is newer than its last signature.
 async fn sign_heads(store: Arc<Store>, mut stop: watch::Receiver<bool>) {
-    let mut tick = tokio::time::interval(SIGN_HEADS_EVERY);
+    let mut tick = in_own_phase(SIGN_HEADS_EVERY);
     while next_round(&mut tick, &mut stop).await {
+        let started = std::time::Instant::now();
         match store.sign_heads(chrono::Utc::now()).await {
-            Ok(0) => {}
-            Ok(signed) => tracing::debug!(signed, "history heads signed"),
+            Ok(signed) => {
+                tracing::debug!(signed, took = ?started.elapsed(), "history heads signed")
+            }
             Err(err) => tracing::warn!(error = %err, "signing history heads failed; retrying"),
         }
     }
 }
 
 async fn sweep(store: Arc<Store>, mut stop: watch::Receiver<bool>) {
-    let mut tick = tokio::time::interval(SWEEP_EVERY);
+    let mut tick = in_own_phase(SWEEP_EVERY);
     while next_round(&mut tick, &mut stop).await {
+        let started = std::time::Instant::now();
         match store.sweep(chrono::Utc::now()).await {
             Ok(report) if report.requests_expired + report.events_deleted > 0 => {
                 tracing::info!(
                     expired = report.requests_expired,
                     deleted = report.events_deleted,
+                    took = ?started.elapsed(),
                     "sweep"
                 );
             }
-            Ok(_) => {}
+            Ok(_) => tracing::debug!(took = ?started.elapsed(), "sweep: nothing due"),
             Err(err) => tracing::warn!(error = %err, "sweep failed; retrying"),
         }
     }

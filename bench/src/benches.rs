@@ -810,6 +810,9 @@ struct Wakeups {
     armed: HashMap<Uuid, Instant>,
     latencies: Vec<Duration>,
     by_tenant: Vec<(Uuid, Duration)>,
+    /// Polls answered without the change more than 100 ms after their
+    /// tenant's approval: wake-ups that were missed.
+    stale: usize,
 }
 
 async fn hold_poll(
@@ -839,14 +842,17 @@ async fn hold_poll(
             continue;
         };
         let new = body["version"].as_str().unwrap_or_default().to_owned();
-        if new != version {
-            let mut w = wakeups.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(sent) = w.armed.get(&tenant).copied() {
-                let latency = sent.elapsed();
+        let mut w = wakeups.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(sent) = w.armed.get(&tenant).copied() {
+            let latency = sent.elapsed();
+            if new != version {
                 w.latencies.push(latency);
                 w.by_tenant.push((tenant, latency));
+            } else if latency > Duration::from_millis(100) {
+                w.stale += 1;
             }
         }
+        drop(w);
         version = new;
     }
 }
@@ -949,6 +955,7 @@ async fn b3(
         let approve_client = client(4)?;
         let by_tenant: HashMap<Uuid, &Tenant> = data.tenants.iter().map(|t| (t.id, t)).collect();
         let mut approvals = Vec::new();
+        eprintln!("B3: approvals start at {}", chrono::Utc::now().to_rfc3339());
         for (tenant, request) in &chosen {
             let token = tokens
                 .approvers(by_tenant.get(tenant).context("tenant")?)?
@@ -1007,11 +1014,16 @@ async fn b3(
                     *entry = (*entry).max(*latency);
                 }
             }
+            results.notes.push(format!(
+                "B3: {} held polls answered without the change more than 100 ms after their tenant's approval.",
+                w.stale
+            ));
             let mut slowest: Vec<(usize, Duration)> = slowest.into_iter().collect();
             slowest.sort_by_key(|s| std::cmp::Reverse(s.1));
             for (n, latency) in slowest.iter().take(3) {
                 eprintln!(
-                    "B3: slowest wake-ups after approval #{n} (sent {:.1} s into the approvals): {:.0} ms",
+                    "B3: slowest wake-ups after approval #{n} (tenant {}, sent {:.1} s into the approvals): {:.0} ms",
+                    chosen[*n].0,
                     *n as f64 * 0.2,
                     latency.as_secs_f64() * 1000.0
                 );

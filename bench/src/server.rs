@@ -48,13 +48,19 @@ impl Server {
             .env("COUNTERSIGN_JWT_SECRET", JWT_SECRET)
             .env("COUNTERSIGN_HISTORY_SIGNING_KEY_FILE", &key);
         let mail = dir.path().join("mail");
+        command
+            .env("RUST_LOG", &settings.server_log)
+            .stdout(Stdio::inherit());
         Self::start(command, &mail, Some(dir)).await
     }
 
     /// `countersign` with no configuration in `folder`: embedded mode.
     pub async fn embedded(binary: &Path, folder: &Path) -> anyhow::Result<(Server, Duration)> {
         let mut command = Command::new(binary);
-        command.current_dir(folder);
+        command
+            .current_dir(folder)
+            .env("RUST_LOG", "error")
+            .stdout(Stdio::null());
         for name in ["DATABASE_URL", "REDIS_URL", "SMTP_URL"] {
             command.env_remove(name);
         }
@@ -73,8 +79,6 @@ impl Server {
         command
             .env("COUNTERSIGN_LISTEN", format!("127.0.0.1:{port}"))
             .env("COUNTERSIGN_MAIL_DIR", mail)
-            .env("RUST_LOG", "error")
-            .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .kill_on_drop(true);
         let started = Instant::now();

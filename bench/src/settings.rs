@@ -53,6 +53,9 @@ pub struct Settings {
     /// The `countersign` server binary.
     #[arg(long, default_value = "target/release/countersign")]
     pub server: PathBuf,
+    /// The servers' log filter (`RUST_LOG`); their logs go to standard output.
+    #[arg(long, default_value = "error")]
+    pub server_log: String,
     /// Where the report is written.
     #[arg(long, default_value = "docs/benchmarks.md")]
     pub report: PathBuf,

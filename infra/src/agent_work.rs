@@ -387,8 +387,8 @@ impl Store {
     }
 
     /// The agent's work list, shared by its waiters: computed once per change
-    /// of the tenant's work while wake-ups are reliable, and at most every
-    /// `RECHECK` otherwise (or when the cached list is older than that).
+    /// of the tenant's work while wake-ups are reliable (or when the kept list
+    /// is older than `LIST_KEPT`), and on every look otherwise.
     async fn current_work_list(
         &self,
         t: TenantId,
@@ -402,7 +402,7 @@ impl Store {
         if let Some(c) = cached.as_ref()
             && reliable
             && c.stamp >= stamp
-            && c.at.elapsed() < crate::signal::RECHECK
+            && c.at.elapsed() < crate::signal::LIST_KEPT
         {
             return Ok(c.list.clone());
         }
@@ -501,7 +501,7 @@ impl AgentWork for Store {
         since: Option<String>,
         wait: Duration,
     ) -> Result<WorkList> {
-        let deadline = tokio::time::Instant::now() + wait;
+        let deadline = tokio::time::Instant::now() + crate::signal::held_for(wait);
         let work = self.signal.tenant(t.0);
         loop {
             let woken = work.changed();

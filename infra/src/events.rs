@@ -15,7 +15,7 @@ use countersign_domain::ports::{EventData, EventExport, EventQuery, EventRecord,
 use countersign_domain::tenant::{Tenant, TenantId};
 use countersign_domain::workflow::TargetType;
 use countersign_domain::{Error, ErrorCode, Result};
-use sea_orm::sea_query::{OnConflict, Query};
+use sea_orm::sea_query::{Expr, ExprTrait, OnConflict, Query};
 use sea_orm::{
     ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, Select,
@@ -348,27 +348,42 @@ impl Store {
     /// tenant's history: how many, and the range of their times, never the data.
     /// Returns how many events were deleted in all.
     pub async fn delete_expired(&self, now: DateTime<Utc>) -> Result<u64> {
-        let tenants = tenants::Entity::find().all(&self.db).await.db()?;
+        let periods: Vec<i32> = tenants::Entity::find()
+            .select_only()
+            .column(tenants::Column::EventRetentionDays)
+            .distinct()
+            .into_tuple()
+            .all(&self.all_tenants)
+            .await
+            .db()?;
         let mut deleted = 0;
-        for tenant in tenants {
-            let cutoff = now - Duration::days(i64::from(tenant.event_retention_days));
-            // A look across tenants by index first: most have nothing due,
-            // and for them no transaction is opened.
-            let due = events::Entity::find()
+        for days in periods {
+            let cutoff = now - Duration::days(i64::from(days));
+            // The tenants with anything due, by index and in one statement:
+            // most have nothing due, and for them no transaction is opened.
+            let due = Query::select()
+                .expr(Expr::val(1))
+                .from(events::Entity)
+                .and_where(
+                    Expr::col((events::Entity, events::Column::TenantId))
+                        .equals((tenants::Entity, tenants::Column::Id)),
+                )
+                .and_where(Expr::col((events::Entity, events::Column::OccurredAt)).lt(cutoff))
+                .to_owned();
+            let tenants: Vec<Uuid> = tenants::Entity::find()
                 .select_only()
-                .column(events::Column::Id)
-                .filter(events::Column::TenantId.eq(tenant.id))
-                .filter(events::Column::OccurredAt.lt(cutoff))
-                .into_tuple::<Uuid>()
-                .one(&self.all_tenants)
+                .column(tenants::Column::Id)
+                .filter(tenants::Column::EventRetentionDays.eq(days))
+                .filter(Expr::exists(due))
+                .into_tuple()
+                .all(&self.all_tenants)
                 .await
                 .db()?;
-            if due.is_none() {
-                continue;
+            for tenant in tenants {
+                deleted += self
+                    .delete_expired_of(TenantId(tenant), cutoff, days)
+                    .await?;
             }
-            deleted += self
-                .delete_expired_of(TenantId(tenant.id), cutoff, tenant.event_retention_days)
-                .await?;
         }
         Ok(deleted)
     }

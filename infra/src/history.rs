@@ -9,7 +9,7 @@ use countersign_domain::permission::{Principal, PrincipalKind};
 use countersign_domain::ports::History;
 use countersign_domain::tenant::TenantId;
 use countersign_domain::{Error, Result};
-use sea_orm::sea_query::OnConflict;
+use sea_orm::sea_query::{Expr, OnConflict, Query};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
     QuerySelect, Set,
@@ -338,29 +338,37 @@ impl Store {
     /// Signs every tenant's chain head that is newer than its last signature;
     /// returns how many were signed. Safe to run in several replicas at once.
     pub async fn sign_heads(&self, now: DateTime<Utc>) -> Result<u64> {
-        let heads = history_heads::Entity::find()
-            .all(&self.all_tenants)
-            .await
-            .db()?;
-        let signed: Vec<(Uuid, Option<i64>)> = history_signatures::Entity::find()
+        use history_heads::Column as H;
+        use history_signatures::Column as S;
+        use sea_orm::sea_query::ExprTrait;
+        // The heads no signature reaches yet, found by the signatures' unique
+        // index in one statement, whatever the number of tenants.
+        let signed = Query::select()
+            .expr(Expr::val(1))
+            .from(history_signatures::Entity)
+            .and_where(
+                Expr::col((history_signatures::Entity, S::TenantId))
+                    .equals((history_heads::Entity, H::TenantId)),
+            )
+            .and_where(
+                Expr::col((history_signatures::Entity, S::Seq))
+                    .gte(Expr::col((history_heads::Entity, H::Seq))),
+            )
+            .to_owned();
+        let due: Vec<Uuid> = history_heads::Entity::find()
             .select_only()
-            .column(history_signatures::Column::TenantId)
-            .column_as(history_signatures::Column::Seq.max(), "seq")
-            .group_by(history_signatures::Column::TenantId)
+            .column(H::TenantId)
+            .filter(H::Seq.gt(0))
+            .filter(Expr::exists(signed).not())
             .into_tuple()
             .all(&self.all_tenants)
             .await
             .db()?;
-        let signed: std::collections::HashMap<Uuid, i64> = signed
-            .into_iter()
-            .filter_map(|(tenant, seq)| seq.map(|seq| (tenant, seq)))
-            .collect();
         let mut count = 0;
-        for head in heads {
-            if head.seq > signed.get(&head.tenant_id).copied().unwrap_or(0)
-                && self
-                    .sign_head(&self.all_tenants, TenantId(head.tenant_id), now)
-                    .await?
+        for tenant in due {
+            if self
+                .sign_head(&self.all_tenants, TenantId(tenant), now)
+                .await?
             {
                 count += 1;
             }

@@ -26,9 +26,24 @@ use uuid::Uuid;
 const CHANNEL: &str = "countersign:work";
 
 /// How often a waiter looks at the database even without a wake-up, while
-/// wake-ups from other replicas may be lost; also the longest a computed work
-/// list is reused without a wake-up.
+/// wake-ups from other replicas may be lost; also the longest a first page of
+/// requests is reused.
 pub const RECHECK: Duration = Duration::from_secs(5);
+
+/// The longest an agent's computed work list is reused while the subscription
+/// is live and no wake-up came. Every change wakes, so the list is current all
+/// along; the bound only limits how long a change that failed to say so could
+/// stay unseen, and it outlasts a long poll, so that an agent's poll that ends
+/// without a change and the next one it sends cost no database work.
+pub const LIST_KEPT: Duration = Duration::from_secs(120);
+
+/// How long a long poll that hears of no change is held: its `wait`, less a
+/// random part of up to a fifth of it. Agents that started together (after a
+/// restart of the site or of the API) come back at different moments, and
+/// their polls do not all end, and return, at once.
+pub fn held_for(wait: Duration) -> Duration {
+    wait.mul_f64(1.0 - rand::random::<f64>() / 5.0)
+}
 
 /// How often an agent's `last_seen_at` is written at most, unless its version changes.
 pub const SEEN_EVERY: chrono::Duration = chrono::Duration::seconds(30);

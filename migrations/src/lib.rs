@@ -8,6 +8,7 @@ mod m0002_workflow;
 mod m0003_lookup_indexes;
 mod m0004_row_level_security;
 mod m0005_events_by_age;
+mod m0006_sweep_indexes;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0003_lookup_indexes::Migration),
             Box::new(m0004_row_level_security::Migration),
             Box::new(m0005_events_by_age::Migration),
+            Box::new(m0006_sweep_indexes::Migration),
         ]
     }
 }

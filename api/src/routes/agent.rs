@@ -54,7 +54,9 @@ async fn agent(
 pub struct WorkQuery {
     /// The `version` of the list the agent has.
     pub since: Option<String>,
-    /// Seconds to wait for a change, at most 50.
+    /// Seconds to wait for a change, at most 50. Without a change the list
+    /// comes back after at least four fifths of it, at a random moment, so
+    /// that agents which started together spread out.
     #[param(maximum = 50)]
     pub wait: Option<u64>,
 }
