@@ -26,10 +26,90 @@ impl Actor {
     }
 }
 
+/// Declares the history's actions once: each variant with the name it is
+/// stored, hashed and filtered by.
+macro_rules! actions {
+    ($($variant:ident => $name:literal,)*) => {
+        /// What a history entry records.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum Action {
+            $($variant,)*
+        }
+
+        impl Action {
+            pub const ALL: &[Action] = &[$(Action::$variant,)*];
+
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(Action::$variant => $name,)*
+                }
+            }
+
+            pub fn parse(name: &str) -> Option<Action> {
+                match name {
+                    $($name => Some(Action::$variant),)*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+actions! {
+    Login => "auth.login",
+    TenantProvisioned => "tenant.provisioned",
+    TenantUpdated => "tenant.updated",
+    EmployeeCreated => "employee.created",
+    EmployeeUpdated => "employee.updated",
+    KeyGroupCreated => "key_group.created",
+    KeyGroupRenamed => "key_group.renamed",
+    KeyCreated => "key.created",
+    KeyUpdated => "key.updated",
+    KeyIssued => "key.issued",
+    KeyReturned => "key.returned",
+    KeyAutoCollectionStopped => "key.auto_collection_stopped",
+    CylinderCreated => "cylinder.created",
+    CylinderUpdated => "cylinder.updated",
+    RemoteDeviceCreated => "remote_device.created",
+    RemoteDeviceRenamed => "remote_device.renamed",
+    ProgrammingKeyCreated => "programming_key.created",
+    ProgrammingKeyUpdated => "programming_key.updated",
+    ProgrammingKeyRolesChanged => "programming_key.roles_changed",
+    ProgrammingKeyIssued => "programming_key.issued",
+    ProgrammingKeyReturned => "programming_key.returned",
+    ProgrammingKeyBlocked => "programming_key.blocked",
+    ProgrammingKeyUnblocked => "programming_key.unblocked",
+    ProgrammingKeyPinSet => "programming_key.pin_set",
+    AgentCreated => "agent.created",
+    AgentSecretRotated => "agent.secret_rotated",
+    AgentDevicesAssigned => "agent.devices_assigned",
+    ApiKeyCreated => "api_key.created",
+    ApiKeyDeleted => "api_key.deleted",
+    ImportCompleted => "import.completed",
+    RequestCreated => "request.created",
+    RequestAutoApproved => "request.auto_approved",
+    RequestDecided => "request.decided",
+    RequestStatusChanged => "request.status_changed",
+    JobCreated => "job.created",
+    JobClaimed => "job.claimed",
+    JobLeaseTakenOver => "job.lease_taken_over",
+    JobStatusChanged => "job.status_changed",
+    EventDataReceived => "event_data.received",
+    EventDataRead => "event_data.read",
+    EventDataExported => "event_data.exported",
+    EventDataDeleted => "event_data.deleted",
+}
+
+impl std::fmt::Display for Action {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What is appended; sequence, time and hashes are added by the chain.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewEntry {
-    pub action: &'static str,
+    pub action: Action,
     pub subject_type: &'static str,
     pub subject_id: Option<Uuid>,
     pub details: serde_json::Value,
@@ -37,7 +117,7 @@ pub struct NewEntry {
 
 impl NewEntry {
     pub fn new(
-        action: &'static str,
+        action: Action,
         subject_type: &'static str,
         subject_id: Uuid,
         details: serde_json::Value,
@@ -104,4 +184,23 @@ pub mod names {
     pub const EVENT_DATA: &str = "event_data";
     pub const AGENT: &str = "agent";
     pub const API_KEY: &str = "api_key";
+    pub const EMPLOYEE: &str = "employee";
+    pub const KEY_GROUP: &str = "key_group";
+    pub const REMOTE_DEVICE: &str = "remote_device";
+    pub const IMPORT: &str = "import";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_action_has_a_name_of_its_own_that_reads_back() {
+        let mut seen = std::collections::HashSet::new();
+        for action in Action::ALL {
+            assert!(seen.insert(action.as_str()), "{action} twice");
+            assert_eq!(Action::parse(action.as_str()), Some(*action));
+        }
+        assert_eq!(Action::parse("request.approved_by_magic"), None);
+    }
 }

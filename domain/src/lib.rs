@@ -5,6 +5,7 @@ pub mod auth;
 pub mod directory;
 pub mod error;
 pub mod history;
+pub mod integrations;
 pub mod notification;
 pub mod page;
 pub mod permission;

@@ -157,6 +157,7 @@ pub trait Employees: Send + Sync {
     async fn create_employee(
         &self,
         t: TenantId,
+        by: &Principal,
         name: String,
         email: Option<String>,
     ) -> Result<Employee>;
@@ -165,6 +166,7 @@ pub trait Employees: Send + Sync {
     async fn update_employee(
         &self,
         t: TenantId,
+        by: &Principal,
         id: Uuid,
         change: EmployeeChange,
     ) -> Result<Employee>;
@@ -235,25 +237,42 @@ pub trait Inventory: Send + Sync {
     async fn create_key_group(
         &self,
         t: TenantId,
+        by: &Principal,
         marking: String,
         name: String,
     ) -> Result<KeyGroup>;
     async fn list_key_groups(&self, t: TenantId, page: PageRequest) -> Result<Page<KeyGroup>>;
     async fn get_key_group(&self, t: TenantId, id: Uuid) -> Result<KeyGroup>;
-    async fn rename_key_group(&self, t: TenantId, id: Uuid, name: String) -> Result<KeyGroup>;
+    async fn rename_key_group(
+        &self,
+        t: TenantId,
+        by: &Principal,
+        id: Uuid,
+        name: String,
+    ) -> Result<KeyGroup>;
 
-    async fn create_cylinder(&self, t: TenantId, new: NewCylinder) -> Result<Cylinder>;
+    async fn create_cylinder(
+        &self,
+        t: TenantId,
+        by: &Principal,
+        new: NewCylinder,
+    ) -> Result<Cylinder>;
     async fn list_cylinders(&self, t: TenantId, page: PageRequest) -> Result<Page<Cylinder>>;
     async fn get_cylinder(&self, t: TenantId, id: Uuid) -> Result<Cylinder>;
     async fn update_cylinder(
         &self,
         t: TenantId,
+        by: &Principal,
         id: Uuid,
         change: CylinderChange,
     ) -> Result<Cylinder>;
 
-    async fn create_remote_device(&self, t: TenantId, new: NewRemoteDevice)
-    -> Result<RemoteDevice>;
+    async fn create_remote_device(
+        &self,
+        t: TenantId,
+        by: &Principal,
+        new: NewRemoteDevice,
+    ) -> Result<RemoteDevice>;
     async fn list_remote_devices(
         &self,
         t: TenantId,
@@ -263,6 +282,7 @@ pub trait Inventory: Send + Sync {
     async fn rename_remote_device(
         &self,
         t: TenantId,
+        by: &Principal,
         id: Uuid,
         name: String,
     ) -> Result<RemoteDevice>;
@@ -270,7 +290,12 @@ pub trait Inventory: Send + Sync {
 
 #[async_trait]
 pub trait Agents: Send + Sync {
-    async fn create_agent(&self, t: TenantId, name: String) -> Result<WithSecret<Agent>>;
+    async fn create_agent(
+        &self,
+        t: TenantId,
+        by: &Principal,
+        name: String,
+    ) -> Result<WithSecret<Agent>>;
     async fn list_agents(&self, t: TenantId, page: PageRequest) -> Result<Page<Agent>>;
     async fn get_agent(&self, t: TenantId, id: Uuid) -> Result<Agent>;
     async fn rotate_agent_secret(
@@ -282,6 +307,7 @@ pub trait Agents: Send + Sync {
     async fn set_agent_devices(
         &self,
         t: TenantId,
+        by: &Principal,
         id: Uuid,
         device_ids: Vec<Uuid>,
     ) -> Result<Agent>;
@@ -331,7 +357,8 @@ pub struct ImportReport {
 #[async_trait]
 pub trait Imports: Send + Sync {
     /// Adds inventory in one transaction, idempotent by marking.
-    async fn import(&self, t: TenantId, batch: ImportBatch) -> Result<ImportReport>;
+    async fn import(&self, t: TenantId, by: &Principal, batch: ImportBatch)
+    -> Result<ImportReport>;
 }
 
 #[async_trait]

@@ -7,11 +7,11 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use countersign_domain::directory::{DeviceKind, KeyStatus};
-use countersign_domain::history::{Actor, NewEntry, names};
+use countersign_domain::history::{Action, Actor, NewEntry, names};
 use countersign_domain::notification::Notice;
 use countersign_domain::ports::{
-    AgentWork, Claimed, Connected, DeskWork, EventData, EventRecord, JobOutcome, JobView, KeyWork,
-    LEASE_SECS, Lease, ProgrammingKeyWork, UploadReport, WorkList,
+    AgentWork, Claimed, Connected, DeskWork, EventRecord, JobOutcome, JobView, KeyWork, LEASE_SECS,
+    Lease, ProgrammingKeyWork, UploadReport, WorkList,
 };
 use countersign_domain::tenant::TenantId;
 use countersign_domain::workflow::{
@@ -20,24 +20,25 @@ use countersign_domain::workflow::{
 use countersign_domain::{Error, ErrorCode, Result};
 use sea_orm::sea_query::{Expr, LockBehavior, LockType};
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
-    QueryOrder, QuerySelect, Set,
+    ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, QueryOrder,
+    QuerySelect, Set,
 };
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use crate::change::Change;
 use crate::db::DbResult;
 use crate::entities::{
     agents, event_log_requests as requests, keys, programming_keys, readout_jobs as jobs,
     remote_devices,
 };
-use crate::history::append;
+use crate::events::insert_events;
 use crate::inventory::device_to_domain;
-use crate::jobs::{insert_job, job_view, set_job_status};
-use crate::requests::{notify_requester, set_request_status, summary_of, tenant_row};
+use crate::jobs::{NewJob, insert_job, job_view, set_job_status};
+use crate::requests::{notify_requester, set_request_status, summary_of};
 use crate::signal::{Cached, TenantWork};
-use crate::store::{Store, scoped};
+use crate::store::{Store, scoped, tenant_change_transaction};
 
 fn lease_lost() -> Error {
     Error::rule(
@@ -112,17 +113,12 @@ fn claimed(job: &jobs::Model) -> Result<Claimed> {
 }
 
 /// Takes a lease on a job: from queued, transferred or loaded to running.
-async fn claim_row(
-    conn: &impl ConnectionTrait,
-    actor: &Actor,
-    job: jobs::Model,
-    device_id: Uuid,
-    now: DateTime<Utc>,
-) -> Result<jobs::Model> {
+async fn claim_row(change: &mut Change, job: jobs::Model, device_id: Uuid) -> Result<jobs::Model> {
+    let now = change.now;
     let from = JobStatus::parse(&job.status).ok_or_else(|| unavailable("unknown job status"))?;
     from.next(JobEvent::Claim, None)
         .map_err(|_| unavailable("the job is not waiting for an agent"))?;
-    let (t, id, attempts) = (TenantId(job.tenant_id), job.id, job.attempts + 1);
+    let (id, attempts) = (job.id, job.attempts + 1);
     let expires_at = now + chrono::Duration::seconds(LEASE_SECS);
     let mut active: jobs::ActiveModel = job.into();
     active.status = Set(JobStatus::Running.as_str().to_owned());
@@ -132,49 +128,31 @@ async fn claim_row(
     active.device_id = Set(Some(device_id));
     active.attempts = Set(attempts);
     active.updated_at = Set(now);
-    let row = active.update(conn).await.db()?;
+    let row = active.update(&**change).await.db()?;
     let details = json!({"from": from.as_str(), "to": "running", "device_id": device_id, "attempt": attempts});
-    append(
-        conn,
-        t,
-        actor,
-        now,
-        vec![NewEntry::new("job.claimed", names::JOB, id, details)],
-    )
-    .await?;
+    change.record(NewEntry::new(Action::JobClaimed, names::JOB, id, details));
+    change.wake_agents();
     Ok(row)
 }
 
 /// The key is reported inserted again at the device already reading it (the
 /// agent restarted, or the key was put back): the reading goes on under a new
 /// lease, and the old token is refused from now on.
-async fn take_over(
-    conn: &impl ConnectionTrait,
-    actor: &Actor,
-    job: jobs::Model,
-    now: DateTime<Utc>,
-) -> Result<jobs::Model> {
-    let (t, id) = (TenantId(job.tenant_id), job.id);
+async fn take_over(change: &mut Change, job: jobs::Model) -> Result<jobs::Model> {
+    let (id, now) = (job.id, change.now);
     let mut active: jobs::ActiveModel = job.into();
     active.lease_token = Set(Some(Uuid::new_v4()));
     active.lease_expires_at = Set(Some(now + chrono::Duration::seconds(LEASE_SECS)));
     active.updated_at = Set(now);
-    let row = active.update(conn).await.db()?;
+    let row = active.update(&**change).await.db()?;
     let details =
         json!({"reason": "key inserted again at the same device", "device_id": row.device_id});
-    append(
-        conn,
-        t,
-        actor,
-        now,
-        vec![NewEntry::new(
-            "job.lease_taken_over",
-            names::JOB,
-            id,
-            details,
-        )],
-    )
-    .await?;
+    change.record(NewEntry::new(
+        Action::JobLeaseTakenOver,
+        names::JOB,
+        id,
+        details,
+    ));
     Ok(row)
 }
 
@@ -217,39 +195,48 @@ async fn leased(
     if valid { Ok(job) } else { Err(lease_lost()) }
 }
 
-/// Puts running jobs whose lease ran out back where they were.
-pub(crate) async fn release_expired_leases(
-    conn: &impl ConnectionTrait,
-    t: Option<TenantId>,
-    now: DateTime<Utc>,
-) -> Result<Vec<Uuid>> {
-    let mut query = jobs::Entity::find()
+/// Puts the change's tenant's running jobs whose lease ran out back where
+/// they were, in Countersign's name whoever's call noticed it.
+pub(crate) async fn release_expired_leases(change: &mut Change) -> Result<usize> {
+    let expired = jobs::Entity::find()
+        .filter(jobs::Column::TenantId.eq(change.tenant.0))
         .filter(jobs::Column::Status.eq(JobStatus::Running.as_str()))
-        .filter(jobs::Column::LeaseExpiresAt.lte(now));
-    if let Some(t) = t {
-        query = query.filter(jobs::Column::TenantId.eq(t.0));
-    }
-    let expired = query
+        .filter(jobs::Column::LeaseExpiresAt.lte(change.now))
         .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
-        .all(conn)
+        .all(&**change)
         .await
         .db()?;
-    let mut tenants = Vec::new();
+    let count = expired.len();
+    let caller = std::mem::replace(&mut change.actor, Actor::system());
+    let mut released = Ok(());
     for job in expired {
-        tenants.push(job.tenant_id);
-        set_job_status(
-            conn,
-            &Actor::system(),
-            job,
-            JobEvent::Release,
-            None,
-            json!({"reason": "lease expired"}),
-            now,
-        )
-        .await?;
+        let details = json!({"reason": "lease expired"});
+        released = set_job_status(change, job, JobEvent::Release, None, details)
+            .await
+            .map(|_| ());
+        if released.is_err() {
+            break;
+        }
     }
-    tenants.dedup();
-    Ok(tenants)
+    change.actor = caller;
+    released.map(|()| count)
+}
+
+/// The tenants that have running jobs whose lease ran out.
+pub(crate) async fn tenants_with_expired_leases(
+    conn: &impl ConnectionTrait,
+    now: DateTime<Utc>,
+) -> Result<Vec<Uuid>> {
+    jobs::Entity::find()
+        .select_only()
+        .column(jobs::Column::TenantId)
+        .distinct()
+        .filter(jobs::Column::Status.eq(JobStatus::Running.as_str()))
+        .filter(jobs::Column::LeaseExpiresAt.lte(now))
+        .into_tuple()
+        .all(conn)
+        .await
+        .db()
 }
 
 fn version_of(list: &WorkList) -> String {
@@ -270,7 +257,7 @@ async fn approval_required(
     if let Some(known) = work.approval_required.get() {
         return Ok(*known);
     }
-    let required = tenant_row(conn, t).await?.approval_required;
+    let required = crate::tenants::row(conn, t).await?.approval_required;
     let _ = work.approval_required.set(required);
     Ok(required)
 }
@@ -416,60 +403,57 @@ impl Store {
         Ok(list)
     }
 
-    /// Begins a transaction of tenant `t` holding the running job behind the
-    /// lease token, locked; a stale token is `lease_lost`.
-    async fn begin_leased(
+    /// Opens a change of tenant `t` in agent `agent`'s name.
+    async fn agent_change(&self, t: TenantId, agent: Uuid) -> Result<Change> {
+        let txn = tenant_change_transaction(&self.db, t).await?;
+        let actor = agent_actor(&txn, agent).await?;
+        Ok(Change::over(txn, t, actor, self.clock.now()))
+    }
+
+    /// Opens an agent's change holding the running job behind the lease
+    /// token, locked; a stale token is `lease_lost`.
+    async fn leased_change(
         &self,
         t: TenantId,
         agent: Uuid,
         job_id: Uuid,
         token: Uuid,
-        now: DateTime<Utc>,
-    ) -> Result<(DatabaseTransaction, jobs::Model)> {
-        let txn = self.begin_in(t).await?;
-        let job = leased(&txn, t, agent, job_id, token, now).await?;
-        Ok((txn, job))
+    ) -> Result<(Change, jobs::Model)> {
+        let change = self.agent_change(t, agent).await?;
+        let job = leased(&*change, t, agent, job_id, token, change.now).await?;
+        Ok((change, job))
     }
+}
 
-    async fn end_request(
-        &self,
-        conn: &impl ConnectionTrait,
-        actor: &Actor,
-        job: &jobs::Model,
-        succeeded: bool,
-        reason: Option<String>,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
-        let Some(request_id) = job.request_id else {
-            return Ok(());
-        };
-        let t = TenantId(job.tenant_id);
-        let row =
-            scoped::<requests::Entity>(conn, t, request_id, true, "event-log request").await?;
-        if row.status != RequestStatus::Approved.as_str() {
-            return Ok(());
-        }
-        let status = ApprovedRequest.finish(succeeded);
-        let request = summary_of(&row)?;
-        let row = set_request_status(conn, actor, row, status, reason.clone(), now).await?;
-        if !succeeded {
-            let tenant = tenant_row(conn, t).await?;
-            notify_requester(
-                conn,
-                self,
-                &tenant,
-                &row,
-                Notice::RequestEnded {
-                    request,
-                    status,
-                    reason,
-                },
-                now,
-            )
-            .await?;
-        }
-        Ok(())
+/// Ends the request behind a job that completed or failed for good; its
+/// requester is told of a failure.
+async fn end_request(
+    change: &mut Change,
+    job: &jobs::Model,
+    succeeded: bool,
+    reason: Option<String>,
+) -> Result<()> {
+    let Some(request_id) = job.request_id else {
+        return Ok(());
+    };
+    let t = change.tenant;
+    let row =
+        scoped::<requests::Entity>(&**change, t, request_id, true, "event-log request").await?;
+    if row.status != RequestStatus::Approved.as_str() {
+        return Ok(());
     }
+    let status = ApprovedRequest.finish(succeeded);
+    let request = summary_of(&row)?;
+    let row = set_request_status(change, row, status, reason.clone()).await?;
+    if !succeeded {
+        let notice = Notice::RequestEnded {
+            request,
+            status,
+            reason,
+        };
+        notify_requester(change, &row, notice).await?;
+    }
+    Ok(())
 }
 
 #[async_trait::async_trait]
@@ -531,25 +515,24 @@ impl AgentWork for Store {
         device_id: Uuid,
         key_marking: &str,
     ) -> Result<Option<Claimed>> {
-        let now = self.clock.now();
-        let txn = self.begin_in(t).await?;
-        let device = own_device(&txn, t, agent, device_id).await?;
+        let mut change = self.agent_change(t, agent).await?;
+        let device = own_device(&*change, t, agent, device_id).await?;
         if device.kind != DeviceKind::RemoteUnit.as_str() {
             return Ok(None);
         }
-        release_expired_leases(&txn, Some(t), now).await?;
+        release_expired_leases(&mut change).await?;
         let Some(key) = keys::Entity::find()
             .filter(keys::Column::TenantId.eq(t.0))
             .filter(keys::Column::Marking.eq(key_marking))
-            .one(&txn)
+            .one(&*change)
             .await
             .db()?
         else {
+            self.commit_if_recorded(change).await?;
             return Ok(None);
         };
-        let actor = agent_actor(&txn, agent).await?;
         let reading_here = lock_jobs(
-            &txn,
+            &*change,
             t,
             sea_orm::Condition::all()
                 .add(jobs::Column::TargetType.eq(TargetType::Key.as_str()))
@@ -559,12 +542,12 @@ impl AgentWork for Store {
         )
         .await?;
         if let Some(job) = reading_here.into_iter().next() {
-            let job = take_over(&txn, &actor, job, now).await?;
-            txn.commit().await.db()?;
+            let job = take_over(&mut change, job).await?;
+            self.commit(change).await?;
             return Ok(Some(claimed(&job)?));
         }
         let queued = lock_jobs(
-            &txn,
+            &*change,
             t,
             sea_orm::Condition::all()
                 .add(jobs::Column::TargetType.eq(TargetType::Key.as_str()))
@@ -579,32 +562,28 @@ impl AgentWork for Store {
         let job = match queued.into_iter().next() {
             Some(job) => job,
             None => {
-                let tenant = tenant_row(&txn, t).await?;
+                let tenant = crate::tenants::row(&*change, t).await?;
                 let collecting = !tenant.approval_required
                     && key.auto_collection
                     && key.status == KeyStatus::Issued.as_str();
                 if !collecting {
+                    self.commit_if_recorded(change).await?;
                     return Ok(None);
                 }
-                insert_job(
-                    &txn,
-                    &actor,
-                    t,
-                    JobKind::AutoCollection,
-                    None,
-                    TargetType::Key,
-                    key.id,
-                    &key.marking,
-                    JobStatus::Queued,
-                    Some(device_id),
-                    now,
-                )
-                .await?
+                let new = NewJob {
+                    kind: JobKind::AutoCollection,
+                    request_id: None,
+                    target_type: TargetType::Key,
+                    target_id: key.id,
+                    target_marking: &key.marking,
+                    status: JobStatus::Queued,
+                    device_id: Some(device_id),
+                };
+                insert_job(&mut change, new).await?
             }
         };
-        let job = claim_row(&txn, &actor, job, device_id, now).await?;
-        txn.commit().await.db()?;
-        self.signal.notify(t.0).await;
+        let job = claim_row(&mut change, job, device_id).await?;
+        self.commit(change).await?;
         Ok(Some(claimed(&job)?))
     }
 
@@ -615,25 +594,24 @@ impl AgentWork for Store {
         device_id: Uuid,
         marking: &str,
     ) -> Result<Connected> {
-        let now = self.clock.now();
-        let txn = self.begin_in(t).await?;
-        own_device(&txn, t, agent, device_id).await?;
-        release_expired_leases(&txn, Some(t), now).await?;
+        let mut change = self.agent_change(t, agent).await?;
+        own_device(&*change, t, agent, device_id).await?;
+        release_expired_leases(&mut change).await?;
         let Some(key) = programming_keys::Entity::find()
             .filter(programming_keys::Column::TenantId.eq(t.0))
             .filter(programming_keys::Column::Marking.eq(marking))
-            .one(&txn)
+            .one(&*change)
             .await
             .db()?
         else {
+            self.commit_if_recorded(change).await?;
             return Ok(Connected {
                 load: vec![],
                 collect: vec![],
             });
         };
-        let actor = agent_actor(&txn, agent).await?;
         let jobs = lock_jobs(
-            &txn,
+            &*change,
             t,
             sea_orm::Condition::all()
                 .add(jobs::Column::ProgrammingKeyId.eq(key.id))
@@ -649,15 +627,14 @@ impl AgentWork for Store {
         };
         for job in jobs {
             let loading = job.status == JobStatus::Transferred.as_str();
-            let job = claimed(&claim_row(&txn, &actor, job, device_id, now).await?)?;
+            let job = claimed(&claim_row(&mut change, job, device_id).await?)?;
             if loading {
                 connected.load.push(job)
             } else {
                 connected.collect.push(job)
             }
         }
-        txn.commit().await.db()?;
-        self.signal.notify(t.0).await;
+        self.commit_if_recorded(change).await?;
         Ok(connected)
     }
 
@@ -668,12 +645,11 @@ impl AgentWork for Store {
         job_id: Uuid,
         device_id: Uuid,
     ) -> Result<Claimed> {
-        let now = self.clock.now();
-        let txn = self.begin_in(t).await?;
-        own_device(&txn, t, agent, device_id).await?;
-        release_expired_leases(&txn, Some(t), now).await?;
+        let mut change = self.agent_change(t, agent).await?;
+        own_device(&*change, t, agent, device_id).await?;
+        release_expired_leases(&mut change).await?;
         let Some(job) = lock_jobs(
-            &txn,
+            &*change,
             t,
             sea_orm::Condition::all().add(jobs::Column::Id.eq(job_id)),
         )
@@ -681,16 +657,14 @@ impl AgentWork for Store {
         .into_iter()
         .next() else {
             // Skipped while another claim holds it; a job not of this tenant is missing.
-            scoped::<jobs::Entity>(&txn, t, job_id, false, "readout job").await?;
+            scoped::<jobs::Entity>(&*change, t, job_id, false, "readout job").await?;
             return Err(unavailable("the job is taken"));
         };
         if job.device_id.is_some_and(|d| d != device_id) {
             return Err(unavailable("the job belongs to another device"));
         }
-        let actor = agent_actor(&txn, agent).await?;
-        let job = claim_row(&txn, &actor, job, device_id, now).await?;
-        txn.commit().await.db()?;
-        self.signal.notify(t.0).await;
+        let job = claim_row(&mut change, job, device_id).await?;
+        self.commit(change).await?;
         claimed(&job)
     }
 
@@ -701,8 +675,10 @@ impl AgentWork for Store {
         job_id: Uuid,
         token: Uuid,
     ) -> Result<Claimed> {
+        // Renewing a lease is bookkeeping, not a change of the job's state.
         let now = self.clock.now();
-        let (txn, job) = self.begin_leased(t, agent, job_id, token, now).await?;
+        let txn = self.begin_in(t).await?;
+        let job = leased(&txn, t, agent, job_id, token, now).await?;
         let mut active: jobs::ActiveModel = job.into();
         active.lease_expires_at = Set(Some(now + chrono::Duration::seconds(LEASE_SECS)));
         active.updated_at = Set(now);
@@ -718,12 +694,9 @@ impl AgentWork for Store {
         job_id: Uuid,
         token: Uuid,
     ) -> Result<JobView> {
-        let now = self.clock.now();
-        let (txn, job) = self.begin_leased(t, agent, job_id, token, now).await?;
-        let actor = agent_actor(&txn, agent).await?;
-        let job = set_job_status(&txn, &actor, job, JobEvent::Load, None, json!({}), now).await?;
-        txn.commit().await.db()?;
-        self.signal.notify(t.0).await;
+        let (mut change, job) = self.leased_change(t, agent, job_id, token).await?;
+        let job = set_job_status(&mut change, job, JobEvent::Load, None, json!({})).await?;
+        self.commit(change).await?;
         job_view(&job)
     }
 
@@ -734,25 +707,14 @@ impl AgentWork for Store {
         job_id: Uuid,
         token: Uuid,
     ) -> Result<JobView> {
-        let now = self.clock.now();
-        let (txn, job) = self.begin_leased(t, agent, job_id, token, now).await?;
+        let (mut change, job) = self.leased_change(t, agent, job_id, token).await?;
         let attempts = (job.attempts - 1).max(0);
-        let actor = agent_actor(&txn, agent).await?;
-        let job = set_job_status(
-            &txn,
-            &actor,
-            job,
-            JobEvent::Release,
-            None,
-            json!({"reason": "handed back unused"}),
-            now,
-        )
-        .await?;
+        let details = json!({"reason": "handed back unused"});
+        let job = set_job_status(&mut change, job, JobEvent::Release, None, details).await?;
         let mut active: jobs::ActiveModel = job.into();
         active.attempts = Set(attempts);
-        let job = active.update(&txn).await.db()?;
-        txn.commit().await.db()?;
-        self.signal.notify(t.0).await;
+        let job = active.update(&*change).await.db()?;
+        self.commit(change).await?;
         job_view(&job)
     }
 
@@ -764,15 +726,13 @@ impl AgentWork for Store {
         token: Uuid,
         events: Vec<EventRecord>,
     ) -> Result<UploadReport> {
-        let now = self.clock.now();
-        let (txn, job) = self.begin_leased(t, agent, job_id, token, now).await?;
-        txn.commit().await.db()?;
+        let (mut change, job) = self.leased_change(t, agent, job_id, token).await?;
         let source = TargetType::parse(&job.target_type)
             .ok_or_else(|| Error::Internal(anyhow::anyhow!("job target unreadable")))?;
         let received = events.len() as u64;
-        let stored = self
-            .store_events(t, source, job.target_id, Some(job.id), events)
-            .await?;
+        let stored =
+            insert_events(&mut change, source, job.target_id, Some(job.id), events).await?;
+        self.commit(change).await?;
         Ok(UploadReport { received, stored })
     }
 
@@ -784,46 +744,32 @@ impl AgentWork for Store {
         token: Uuid,
         outcome: JobOutcome,
     ) -> Result<JobView> {
-        let now = self.clock.now();
-        let (txn, job) = self.begin_leased(t, agent, job_id, token, now).await?;
-        let actor = agent_actor(&txn, agent).await?;
+        let (mut change, job) = self.leased_change(t, agent, job_id, token).await?;
         let job = match outcome {
             JobOutcome::Complete => {
                 let job =
-                    set_job_status(&txn, &actor, job, JobEvent::Complete, None, json!({}), now)
-                        .await?;
-                self.end_request(&txn, &actor, &job, true, None, now)
-                    .await?;
+                    set_job_status(&mut change, job, JobEvent::Complete, None, json!({})).await?;
+                end_request(&mut change, &job, true, None).await?;
                 job
             }
             JobOutcome::Fail { reason, retryable } => {
                 let retry = retryable && job.attempts < self.job_max_attempts;
                 let mut active: jobs::ActiveModel = job.clone().into();
                 active.last_error = Set(Some(reason.clone()));
-                let job = active.update(&txn).await.db()?;
+                let job = active.update(&*change).await.db()?;
                 let details =
                     json!({"reason": reason, "retryable": retryable, "attempts": job.attempts});
                 if retry {
-                    set_job_status(&txn, &actor, job, JobEvent::Release, None, details, now).await?
+                    set_job_status(&mut change, job, JobEvent::Release, None, details).await?
                 } else {
-                    let job = set_job_status(
-                        &txn,
-                        &actor,
-                        job,
-                        JobEvent::FailForGood,
-                        None,
-                        details,
-                        now,
-                    )
-                    .await?;
-                    self.end_request(&txn, &actor, &job, false, Some(reason), now)
-                        .await?;
+                    let event = JobEvent::FailForGood;
+                    let job = set_job_status(&mut change, job, event, None, details).await?;
+                    end_request(&mut change, &job, false, Some(reason)).await?;
                     job
                 }
             }
         };
-        txn.commit().await.db()?;
-        self.signal.notify(t.0).await;
+        self.commit(change).await?;
         job_view(&job)
     }
 }

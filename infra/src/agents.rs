@@ -3,7 +3,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use countersign_domain::directory::Agent;
-use countersign_domain::history::{NewEntry, names};
+use countersign_domain::history::{Action, NewEntry, names};
 use countersign_domain::page::{Page, PageRequest};
 use countersign_domain::permission::Principal;
 use countersign_domain::ports::{Agents, WithSecret};
@@ -19,7 +19,6 @@ use uuid::Uuid;
 
 use crate::db::DbResult;
 use crate::entities::{agents, remote_devices};
-use crate::history::record;
 use crate::revocation::Revocation;
 use crate::secrets;
 use crate::store::{Store, page_of, scoped};
@@ -75,10 +74,15 @@ async fn with_devices(conn: &impl ConnectionTrait, t: TenantId, m: agents::Model
 
 #[async_trait::async_trait]
 impl Agents for Store {
-    async fn create_agent(&self, t: TenantId, name: String) -> Result<WithSecret<Agent>> {
+    async fn create_agent(
+        &self,
+        t: TenantId,
+        by: &Principal,
+        name: String,
+    ) -> Result<WithSecret<Agent>> {
         check_name("name", &name)?;
         let secret = secrets::new_secret("csa");
-        let txn = self.begin_in(t).await?;
+        let mut change = self.change(t, by).await?;
         let row = agents::ActiveModel {
             id: Set(Uuid::now_v7()),
             tenant_id: Set(t.0),
@@ -87,14 +91,22 @@ impl Agents for Store {
             token_generation: Set(0),
             version: Set(None),
             last_seen_at: Set(None),
-            created_at: Set(self.clock.now()),
+            created_at: Set(change.now),
         }
-        .insert(&txn)
+        .insert(&*change)
         .await
         .db()?;
-        txn.commit().await.db()?;
+        let agent = agent_to_domain(row, Vec::new());
+        let details = json!({"name": agent.name});
+        change.record(NewEntry::new(
+            Action::AgentCreated,
+            names::AGENT,
+            agent.id,
+            details,
+        ));
+        self.commit(change).await?;
         Ok(WithSecret {
-            item: agent_to_domain(row, Vec::new()),
+            item: agent,
             secret,
         })
     }
@@ -129,24 +141,24 @@ impl Agents for Store {
         by: &Principal,
         id: Uuid,
     ) -> Result<WithSecret<Agent>> {
-        let now = self.clock.now();
-        let txn = self.begin_in(t).await?;
-        let row = scoped::<agents::Entity>(&txn, t, id, true, "agent").await?;
+        let mut change = self.change(t, by).await?;
+        let row = scoped::<agents::Entity>(&*change, t, id, true, "agent").await?;
         let generation = row.token_generation + 1;
         let secret = secrets::new_secret("csa");
         let mut active: agents::ActiveModel = row.into();
         active.secret_hash = Set(secrets::digest(&secret));
         active.token_generation = Set(generation);
-        let agent = with_devices(&txn, t, active.update(&txn).await.db()?).await?;
-        let entry = NewEntry::new(
-            "agent.secret_rotated",
+        let row = active.update(&*change).await.db()?;
+        let agent = with_devices(&*change, t, row).await?;
+        let details = json!({"name": agent.name});
+        change.record(NewEntry::new(
+            Action::AgentSecretRotated,
             names::AGENT,
             id,
-            json!({"name": agent.name}),
-        );
-        record(&txn, t, by, now, vec![entry]).await?;
-        self.commit_revoking(txn, &[Revocation::credential(id, generation, now)])
-            .await?;
+            details,
+        ));
+        change.revoke([Revocation::credential(id, generation, change.now)]);
+        self.commit(change).await?;
         Ok(WithSecret {
             item: agent,
             secret,
@@ -156,17 +168,19 @@ impl Agents for Store {
     async fn set_agent_devices(
         &self,
         t: TenantId,
+        by: &Principal,
         id: Uuid,
         device_ids: Vec<Uuid>,
     ) -> Result<Agent> {
         let wanted: BTreeSet<Uuid> = device_ids.into_iter().collect();
-        let txn = self.begin_in(t).await?;
-        let row = scoped::<agents::Entity>(&txn, t, id, true, "agent").await?;
+        let mut change = self.change(t, by).await?;
+        let row = scoped::<agents::Entity>(&*change, t, id, true, "agent").await?;
+        let before = with_devices(&*change, t, row.clone()).await?.device_ids;
         let devices = remote_devices::Column::TenantId.eq(t.0);
         let found = remote_devices::Entity::find()
             .filter(devices.clone())
             .filter(remote_devices::Column::Id.is_in(wanted.iter().copied()))
-            .count(&txn)
+            .count(&*change)
             .await
             .db()?;
         if found != wanted.len() as u64 {
@@ -183,18 +197,26 @@ impl Agents for Store {
             .filter(devices.clone())
             .filter(remote_devices::Column::AgentId.eq(id))
             .filter(remote_devices::Column::Id.is_not_in(wanted.iter().copied()))
-            .exec(&txn)
+            .exec(&*change)
             .await
             .db()?;
         remote_devices::Entity::update_many()
             .col_expr(remote_devices::Column::AgentId, Expr::value(id))
             .filter(devices)
             .filter(remote_devices::Column::Id.is_in(wanted.iter().copied()))
-            .exec(&txn)
+            .exec(&*change)
             .await
             .db()?;
-        txn.commit().await.db()?;
-        self.signal.notify(t.0).await;
-        Ok(agent_to_domain(row, wanted.into_iter().collect()))
+        let after: Vec<Uuid> = wanted.into_iter().collect();
+        let details = json!({"old_device_ids": before, "new_device_ids": after});
+        change.record(NewEntry::new(
+            Action::AgentDevicesAssigned,
+            names::AGENT,
+            id,
+            details,
+        ));
+        change.wake_agents();
+        self.commit(change).await?;
+        Ok(agent_to_domain(row, after))
     }
 }

@@ -1,7 +1,7 @@
 //! Webservice credentials: created with their secret shown once, deleted to end them.
 
 use countersign_domain::directory::ApiKey;
-use countersign_domain::history::{NewEntry, names};
+use countersign_domain::history::{Action, NewEntry, names};
 use countersign_domain::page::{Page, PageRequest};
 use countersign_domain::permission::Principal;
 use countersign_domain::ports::{ApiKeys, WithSecret};
@@ -14,7 +14,6 @@ use uuid::Uuid;
 
 use crate::db::DbResult;
 use crate::entities::api_keys;
-use crate::history::record;
 use crate::inventory::convert_page;
 use crate::revocation::Revocation;
 use crate::secrets;
@@ -47,8 +46,8 @@ impl ApiKeys for Store {
         check_name("name", &name)?;
         let roles = RoleSet::for_webservice(roles.iter())?;
         let secret = secrets::new_secret("csk");
-        let now = self.clock.now();
-        let txn = self.begin_in(t).await?;
+        let mut change = self.change(t, by).await?;
+        let now = change.now;
         let row = api_keys::ActiveModel {
             id: Set(Uuid::now_v7()),
             tenant_id: Set(t.0),
@@ -59,14 +58,18 @@ impl ApiKeys for Store {
             token_generation: Set(0),
             created_at: Set(now),
         }
-        .insert(&txn)
+        .insert(&*change)
         .await
         .db()?;
         let item = api_key_to_domain(row)?;
         let details = json!({"name": item.name, "roles": item.roles, "prefix": item.prefix});
-        let entry = NewEntry::new("api_key.created", names::API_KEY, item.id, details);
-        record(&txn, t, by, now, vec![entry]).await?;
-        txn.commit().await.db()?;
+        change.record(NewEntry::new(
+            Action::ApiKeyCreated,
+            names::API_KEY,
+            item.id,
+            details,
+        ));
+        self.commit(change).await?;
         Ok(WithSecret { item, secret })
     }
 
@@ -85,20 +88,21 @@ impl ApiKeys for Store {
     }
 
     async fn delete_api_key(&self, t: TenantId, by: &Principal, id: Uuid) -> Result<()> {
-        let now = self.clock.now();
-        let txn = self.begin_in(t).await?;
-        let row = scoped::<api_keys::Entity>(&txn, t, id, true, "api key").await?;
+        let mut change = self.change(t, by).await?;
+        let row = scoped::<api_keys::Entity>(&*change, t, id, true, "api key").await?;
         api_keys::Entity::delete_by_id(row.id)
-            .exec(&txn)
+            .exec(&*change)
             .await
             .db()?;
         let details = json!({"name": row.name, "roles": row.roles, "prefix": row.prefix});
-        let entry = NewEntry::new("api_key.deleted", names::API_KEY, id, details);
-        record(&txn, t, by, now, vec![entry]).await?;
-        self.commit_revoking(
-            txn,
-            &[Revocation::credential(id, row.token_generation + 1, now)],
-        )
-        .await
+        change.record(NewEntry::new(
+            Action::ApiKeyDeleted,
+            names::API_KEY,
+            id,
+            details,
+        ));
+        let generation = row.token_generation + 1;
+        change.revoke([Revocation::credential(id, generation, change.now)]);
+        self.commit(change).await
     }
 }

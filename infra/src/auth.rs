@@ -8,7 +8,7 @@ use countersign_domain::auth::{
     Grant, REFRESH_TOKEN_TTL_SECS, Session, TokenSet, access_token_expiry,
 };
 use countersign_domain::directory::check_pin;
-use countersign_domain::history::{NewEntry, names};
+use countersign_domain::history::{Action, NewEntry, names};
 use countersign_domain::permission::{Principal, PrincipalKind};
 use countersign_domain::ports::{Auth, Clock, Me};
 use countersign_domain::role::RoleSet;
@@ -22,9 +22,10 @@ use sea_orm::{
 use serde_json::json;
 use uuid::Uuid;
 
+use crate::change::{Change, Outlets};
 use crate::db::DbResult;
 use crate::entities::{agents, api_keys, employees, programming_keys, refresh_tokens, tenants};
-use crate::history::record;
+use crate::history::actor_of;
 use crate::programming_keys::{roles_of, to_domain as key_to_domain};
 use crate::revocation::{Revocation, RevocationList};
 use crate::secrets;
@@ -98,6 +99,15 @@ impl AuthService {
             revocations,
             throttle,
             operator_key_digest,
+        }
+    }
+
+    /// Where the effects of a login or a holder's PIN change go.
+    fn outlets(&self) -> Outlets<'_> {
+        Outlets {
+            revocations: &self.revocations,
+            signal: None,
+            public_url: "",
         }
     }
 
@@ -375,10 +385,14 @@ impl AuthService {
                 roles: grantee.roles.clone(),
                 pin_change_only: grantee.pin_change,
             };
-            let entry = NewEntry::new("auth.login", subject, grantee.id, details);
-            record(&txn, TenantId(tenant_id), &by, now, vec![entry]).await?;
+            let entry = NewEntry::new(Action::Login, subject, grantee.id, details);
+            let actor = actor_of(&txn, &by).await?;
+            let mut change = Change::over(txn, TenantId(tenant_id), actor, now);
+            change.record(entry);
+            change.commit(self.outlets()).await?;
+        } else {
+            txn.commit().await.db()?;
         }
-        txn.commit().await.db()?;
         Ok(TokenSet {
             access_token,
             expires_in: (expires - now).num_seconds().max(0),
@@ -558,19 +572,16 @@ impl Auth for AuthService {
         active.token_generation = Set(generation);
         active.updated_at = Set(now);
         active.update(&txn).await.db()?;
-        if let Some(t) = session.principal.tenant_id {
-            let entry = NewEntry::new(
-                "programming_key.pin_set",
-                names::PROGRAMMING_KEY,
-                id,
-                json!({"one_time": false, "by_holder": true}),
-            );
-            record(&txn, t, &session.principal, now, vec![entry]).await?;
-        }
-        let entries = [Revocation::credential(id, generation, now)];
-        self.revocations.record(&txn, &entries).await?;
-        txn.commit().await.db()?;
-        self.revocations.publish(&entries).await;
-        Ok(())
+        let t = session.principal.tenant_id.ok_or_else(unauthorized)?;
+        let actor = actor_of(&txn, &session.principal).await?;
+        let mut change = Change::over(txn, t, actor, now);
+        change.record(NewEntry::new(
+            Action::ProgrammingKeyPinSet,
+            names::PROGRAMMING_KEY,
+            id,
+            json!({"one_time": false, "by_holder": true}),
+        ));
+        change.revoke([Revocation::credential(id, generation, now)]);
+        change.commit(self.outlets()).await
     }
 }

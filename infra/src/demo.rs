@@ -2,6 +2,7 @@
 //! its people and some inventory, with PINs the README can print.
 
 use countersign_domain::directory::{DeviceKind, KeyModel};
+use countersign_domain::history::{Action, Actor, NewEntry, names};
 use countersign_domain::permission::{Principal, PrincipalKind};
 use countersign_domain::ports::{
     Agents, Employees, Inventory, KeyCommand, Keys, NewCylinder, NewKey, NewProgrammingKey,
@@ -12,6 +13,7 @@ use countersign_domain::tenant::{FixedSettings, Locale, MutableSettings, TenantI
 use countersign_domain::{Error, Result};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
+use serde_json::json;
 
 use crate::db::DbResult;
 use crate::entities::{programming_keys, tenants};
@@ -163,7 +165,7 @@ pub async fn seed(store: &Store) -> Result<Option<Demo>> {
         let roles: RoleSet = roles.iter().copied().collect();
         if *marking != PEOPLE[0].0 {
             let employee = store
-                .create_employee(t, (*holder).into(), Some((*email).into()))
+                .create_employee(t, &admin, (*holder).into(), Some((*email).into()))
                 .await?;
             let key = store
                 .create_programming_key(
@@ -194,12 +196,13 @@ pub async fn seed(store: &Store) -> Result<Option<Demo>> {
     let holder = store
         .create_employee(
             t,
+            &admin,
             "Frieda Fitter".into(),
             Some("frieda@demo.example".into()),
         )
         .await?;
     let group = store
-        .create_key_group(t, "G-STAFF".into(), "Staff".into())
+        .create_key_group(t, &admin, "G-STAFF".into(), "Staff".into())
         .await?;
     for (marking, model) in [
         ("K-100", KeyModel::E3),
@@ -235,6 +238,7 @@ pub async fn seed(store: &Store) -> Result<Option<Demo>> {
         store
             .create_cylinder(
                 t,
+                &admin,
                 NewCylinder {
                     marking: marking.into(),
                     name: format!("Cylinder {marking}"),
@@ -251,6 +255,7 @@ pub async fn seed(store: &Store) -> Result<Option<Demo>> {
         let device = store
             .create_remote_device(
                 t,
+                &admin,
                 NewRemoteDevice {
                     name: name.into(),
                     kind,
@@ -260,9 +265,12 @@ pub async fn seed(store: &Store) -> Result<Option<Demo>> {
             .await?;
         devices.push((device.id, kind, device.serial));
     }
-    let agent = store.create_agent(t, "Demo site agent".into()).await?;
+    let agent = store
+        .create_agent(t, &admin, "Demo site agent".into())
+        .await?;
+    let device_ids = devices.iter().map(|d| d.0).collect();
     store
-        .set_agent_devices(t, agent.item.id, devices.iter().map(|d| d.0).collect())
+        .set_agent_devices(t, &admin, agent.item.id, device_ids)
         .await?;
     Ok(Some(Demo {
         tenant: provisioned.tenant.slug,
@@ -301,7 +309,14 @@ async fn set_known_pin(
     pin: &str,
 ) -> Result<()> {
     let hash = secrets::hash_pin(pin).await?;
-    let txn = store.begin_in(t).await?;
+    let mut change = store.change_as(t, Actor::system()).await?;
+    let key = programming_keys::Entity::find()
+        .filter(programming_keys::Column::TenantId.eq(t.0))
+        .filter(programming_keys::Column::Marking.eq(marking))
+        .one(&*change)
+        .await
+        .db()?
+        .ok_or_else(|| Error::not_found("programming key"))?;
     programming_keys::Entity::update_many()
         .col_expr(programming_keys::Column::PinHash, Expr::value(hash))
         .col_expr(programming_keys::Column::PinOneTime, Expr::value(false))
@@ -309,11 +324,16 @@ async fn set_known_pin(
             programming_keys::Column::Roles,
             Expr::value(serde_json::to_value(roles).map_err(anyhow::Error::from)?),
         )
-        .filter(programming_keys::Column::TenantId.eq(t.0))
-        .filter(programming_keys::Column::Marking.eq(marking))
-        .exec(&txn)
+        .filter(programming_keys::Column::Id.eq(key.id))
+        .exec(&*change)
         .await
         .db()?;
-    txn.commit().await.db()?;
-    Ok(())
+    let details = json!({"one_time": false, "demo": true, "roles": roles});
+    change.record(NewEntry::new(
+        Action::ProgrammingKeyPinSet,
+        names::PROGRAMMING_KEY,
+        key.id,
+        details,
+    ));
+    store.commit(change).await
 }

@@ -2,15 +2,19 @@
 
 use countersign_domain::Result;
 use countersign_domain::directory::Employee;
+use countersign_domain::history::{Action, NewEntry, names};
 use countersign_domain::page::{Page, PageRequest};
+use countersign_domain::permission::Principal;
 use countersign_domain::ports::{EmployeeChange, Employees};
 use countersign_domain::role::{Role, RoleSet};
 use countersign_domain::tenant::TenantId;
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use serde_json::json;
 use uuid::Uuid;
 
 use crate::db::DbResult;
 use crate::entities::{employees, programming_keys};
+use crate::history::changes;
 use crate::store::{Store, page_of, scoped};
 
 pub(crate) fn to_domain(m: employees::Model) -> Employee {
@@ -41,17 +45,22 @@ pub(crate) async fn holds_approver_key(
     }))
 }
 
+fn entry(action: Action, employee: &Employee, details: serde_json::Value) -> NewEntry {
+    NewEntry::new(action, names::EMPLOYEE, employee.id, details)
+}
+
 #[async_trait::async_trait]
 impl Employees for Store {
     async fn create_employee(
         &self,
         t: TenantId,
+        by: &Principal,
         name: String,
         email: Option<String>,
     ) -> Result<Employee> {
         Employee::validate(&name, email.as_deref())?;
-        let now = self.clock.now();
-        let txn = self.begin_in(t).await?;
+        let mut change = self.change(t, by).await?;
+        let now = change.now;
         let row = employees::ActiveModel {
             id: Set(Uuid::now_v7()),
             tenant_id: Set(t.0),
@@ -60,11 +69,17 @@ impl Employees for Store {
             created_at: Set(now),
             updated_at: Set(now),
         }
-        .insert(&txn)
+        .insert(&*change)
         .await
         .db()?;
-        txn.commit().await.db()?;
-        Ok(to_domain(row))
+        let employee = to_domain(row);
+        change.record(entry(
+            Action::EmployeeCreated,
+            &employee,
+            json!({"name": employee.name, "email": employee.email}),
+        ));
+        self.commit(change).await?;
+        Ok(employee)
     }
 
     async fn list_employees(&self, t: TenantId, page: PageRequest) -> Result<Page<Employee>> {
@@ -84,20 +99,28 @@ impl Employees for Store {
     async fn update_employee(
         &self,
         t: TenantId,
+        by: &Principal,
         id: Uuid,
-        change: EmployeeChange,
+        update: EmployeeChange,
     ) -> Result<Employee> {
-        let txn = self.begin_in(t).await?;
-        let row = scoped::<employees::Entity>(&txn, t, id, true, "employee").await?;
+        let mut change = self.change(t, by).await?;
+        let row = scoped::<employees::Entity>(&*change, t, id, true, "employee").await?;
         let mut employee = to_domain(row.clone());
-        let approver = holds_approver_key(&txn, t, id).await?;
-        employee.change(change.name, change.email, approver)?;
+        let before = json!({"name": employee.name, "email": employee.email});
+        let approver = holds_approver_key(&*change, t, id).await?;
+        employee.change(update.name, update.email, approver)?;
         let mut active: employees::ActiveModel = row.into();
         active.name = Set(employee.name.clone());
         active.email = Set(employee.email.clone());
-        active.updated_at = Set(self.clock.now());
-        active.update(&txn).await.db()?;
-        txn.commit().await.db()?;
+        active.updated_at = Set(change.now);
+        active.update(&*change).await.db()?;
+        let after = json!({"name": employee.name, "email": employee.email});
+        change.record(entry(
+            Action::EmployeeUpdated,
+            &employee,
+            json!({"changes": changes(&before, &after)}),
+        ));
+        self.commit(change).await?;
         Ok(employee)
     }
 }

@@ -8,7 +8,7 @@
 use std::collections::HashSet;
 
 use chrono::{DateTime, Duration, SubsecRound, Utc};
-use countersign_domain::history::{Actor, NewEntry, names};
+use countersign_domain::history::{Action, Actor, NewEntry, names};
 use countersign_domain::page::MAX_LIMIT;
 use countersign_domain::permission::Principal;
 use countersign_domain::ports::{EventData, EventExport, EventQuery, EventRecord, TargetRef};
@@ -23,15 +23,11 @@ use sea_orm::{
 use serde_json::{Value, json};
 use uuid::Uuid;
 
+use crate::change::Change;
 use crate::db::DbResult;
 use crate::entities::{cylinders, events, keys, tenants};
-use crate::history::{actor_of, append};
 use crate::store::{Store, scoped};
 use crate::tenants::to_domain as tenant_to_domain;
-
-const READ: &str = "event_data.read";
-const EXPORTED: &str = "event_data.exported";
-const DELETED: &str = "event_data.deleted";
 
 /// Bind parameters one statement may carry.
 fn parameter_limit(backend: DbBackend) -> usize {
@@ -200,6 +196,94 @@ fn subject_type(source: TargetType) -> &'static str {
     }
 }
 
+/// The history entry of an access to a source's events.
+fn access(action: Action, source: TargetType, source_id: Uuid, details: Value) -> NewEntry {
+    NewEntry::new(action, subject_type(source), source_id, details)
+}
+
+/// Stores a batch of a source's events, idempotent by the device's sequence
+/// number, and records how many arrived and how many were new.
+pub(crate) async fn insert_events(
+    change: &mut Change,
+    source: TargetType,
+    source_id: Uuid,
+    job_id: Option<Uuid>,
+    events: Vec<EventRecord>,
+) -> Result<u64> {
+    events.iter().try_for_each(check_event)?;
+    let (t, now) = (change.tenant, change.now);
+    target(&**change, t, source, source_id).await?;
+    let received = events.len();
+    // A repeated sequence number inside the batch is the same event sent twice.
+    let mut seen = HashSet::with_capacity(events.len());
+    let rows: Vec<EventRecord> = events.into_iter().filter(|e| seen.insert(e.seq)).collect();
+    let per_statement = parameter_limit(change.get_database_backend()) / COLUMNS_PER_ROW;
+    let mut stored = 0;
+    for chunk in rows.chunks(per_statement) {
+        let insert = insert_statement(t, source, source_id, job_id, chunk, now)?;
+        stored += change.execute(&insert).await.db()?.rows_affected();
+    }
+    let details = json!({"job_id": job_id, "received": received, "stored": stored});
+    change.record(access(
+        Action::EventDataReceived,
+        source,
+        source_id,
+        details,
+    ));
+    Ok(stored)
+}
+
+/// One `INSERT … ON CONFLICT DO NOTHING` of a chunk of events.
+fn insert_statement(
+    t: TenantId,
+    source: TargetType,
+    source_id: Uuid,
+    job_id: Option<Uuid>,
+    chunk: &[EventRecord],
+    now: DateTime<Utc>,
+) -> Result<sea_orm::sea_query::InsertStatement> {
+    use events::Column as C;
+    let mut insert = Query::insert();
+    insert
+        .into_table(events::Entity)
+        .columns([
+            C::Id,
+            C::TenantId,
+            C::SourceType,
+            C::SourceId,
+            C::DeviceSeq,
+            C::OccurredAt,
+            C::Kind,
+            C::KeyMarking,
+            C::CylinderMarking,
+            C::JobId,
+            C::ReceivedAt,
+        ])
+        .on_conflict(
+            OnConflict::columns([C::TenantId, C::SourceType, C::SourceId, C::DeviceSeq])
+                .do_nothing()
+                .to_owned(),
+        );
+    for e in chunk {
+        insert
+            .values([
+                Uuid::now_v7().into(),
+                t.0.into(),
+                source.as_str().into(),
+                source_id.into(),
+                e.seq.into(),
+                e.occurred_at.trunc_subsecs(6).into(),
+                e.kind.clone().into(),
+                e.key_marking.clone().into(),
+                e.cylinder_marking.clone().into(),
+                e.job_id.or(job_id).into(),
+                now.into(),
+            ])
+            .map_err(|e| Error::Internal(e.into()))?;
+    }
+    Ok(insert)
+}
+
 #[async_trait::async_trait]
 impl EventData for Store {
     #[tracing::instrument(skip(self, events), fields(tenant = %t, count = events.len()))]
@@ -212,57 +296,9 @@ impl EventData for Store {
         events: Vec<EventRecord>,
     ) -> Result<u64> {
         events.iter().try_for_each(check_event)?;
-        let now = self.clock.now();
-        let txn = self.begin_in(t).await?;
-        target(&txn, t, source, source_id).await?;
-        // A repeated sequence number inside the batch is the same event sent twice.
-        let mut seen = HashSet::with_capacity(events.len());
-        let rows: Vec<EventRecord> = events.into_iter().filter(|e| seen.insert(e.seq)).collect();
-        let per_statement = parameter_limit(txn.get_database_backend()) / COLUMNS_PER_ROW;
-        let mut stored = 0;
-        for chunk in rows.chunks(per_statement) {
-            use events::Column as C;
-            let mut insert = Query::insert();
-            insert
-                .into_table(events::Entity)
-                .columns([
-                    C::Id,
-                    C::TenantId,
-                    C::SourceType,
-                    C::SourceId,
-                    C::DeviceSeq,
-                    C::OccurredAt,
-                    C::Kind,
-                    C::KeyMarking,
-                    C::CylinderMarking,
-                    C::JobId,
-                    C::ReceivedAt,
-                ])
-                .on_conflict(
-                    OnConflict::columns([C::TenantId, C::SourceType, C::SourceId, C::DeviceSeq])
-                        .do_nothing()
-                        .to_owned(),
-                );
-            for e in chunk {
-                insert
-                    .values([
-                        Uuid::now_v7().into(),
-                        t.0.into(),
-                        source.as_str().into(),
-                        source_id.into(),
-                        e.seq.into(),
-                        e.occurred_at.trunc_subsecs(6).into(),
-                        e.kind.clone().into(),
-                        e.key_marking.clone().into(),
-                        e.cylinder_marking.clone().into(),
-                        e.job_id.or(job_id).into(),
-                        now.into(),
-                    ])
-                    .map_err(|e| Error::Internal(e.into()))?;
-            }
-            stored += txn.execute(&insert).await.db()?.rows_affected();
-        }
-        txn.commit().await.db()?;
+        let mut change = self.change_as(t, Actor::system()).await?;
+        let stored = insert_events(&mut change, source, source_id, job_id, events).await?;
+        self.commit(change).await?;
         Ok(stored)
     }
 
@@ -276,14 +312,18 @@ impl EventData for Store {
         query: EventQuery,
     ) -> Result<(Tenant, Vec<EventRecord>, Option<i64>)> {
         let limit = query.limit.clamp(1, MAX_LIMIT);
-        let txn = self.begin_in(t).await?;
-        let target = target(&txn, t, source, source_id).await?;
-        let tenant = tenant(&txn, t).await?;
+        let mut change = self.change(t, by).await?;
+        let target = target(&*change, t, source, source_id).await?;
+        let tenant = tenant(&*change, t).await?;
         let mut select = in_range(t, source, source_id, &query);
         if let Some(after) = query.after_seq {
-            select = after_cursor(&txn, select, t, source, source_id, after).await?;
+            select = after_cursor(&*change, select, t, source, source_id, after).await?;
         }
-        let mut rows = select.limit(u64::from(limit) + 1).all(&txn).await.db()?;
+        let mut rows = select
+            .limit(u64::from(limit) + 1)
+            .all(&*change)
+            .await
+            .db()?;
         let more = rows.len() > limit as usize;
         rows.truncate(limit as usize);
         let next = if more {
@@ -293,10 +333,8 @@ impl EventData for Store {
         };
         let mut details = access_details(&target, &query, rows.len());
         details["cursor"] = query.after_seq.map_or(Value::Null, Value::from);
-        let actor = actor_of(&txn, by).await?;
-        let entry = NewEntry::new(READ, subject_type(source), source_id, details);
-        append(&txn, t, &actor, self.clock.now(), vec![entry]).await?;
-        txn.commit().await.db()?;
+        change.record(access(Action::EventDataRead, source, source_id, details));
+        self.commit(change).await?;
         Ok((tenant, rows.into_iter().map(to_record).collect(), next))
     }
 
@@ -320,19 +358,22 @@ impl EventData for Store {
                 ));
             }
         };
-        let txn = self.begin_in(t).await?;
-        let target = target(&txn, t, source, source_id).await?;
-        let tenant = tenant(&txn, t).await?;
+        let mut change = self.change(t, by).await?;
+        let target = target(&*change, t, source, source_id).await?;
+        let tenant = tenant(&*change, t).await?;
         let rows = in_range(t, source, source_id, &query)
-            .all(&txn)
+            .all(&*change)
             .await
             .db()?;
         let mut details = access_details(&target, &query, rows.len());
         details["format"] = Value::from(format);
-        let actor = actor_of(&txn, by).await?;
-        let entry = NewEntry::new(EXPORTED, subject_type(source), source_id, details);
-        append(&txn, t, &actor, self.clock.now(), vec![entry]).await?;
-        txn.commit().await.db()?;
+        change.record(access(
+            Action::EventDataExported,
+            source,
+            source_id,
+            details,
+        ));
+        self.commit(change).await?;
         Ok(EventExport {
             tenant,
             target,
@@ -396,12 +437,12 @@ impl Store {
         retention_days: i32,
     ) -> Result<u64> {
         use events::Column as C;
-        let txn = self.begin_in(t).await?;
+        let mut change = self.change_as(t, Actor::system()).await?;
         // Serialises retention of one tenant across replicas (a no-op on SQLite,
         // which has one writer anyway).
         tenants::Entity::find_by_id(t.0)
             .lock_exclusive()
-            .one(&txn)
+            .one(&*change)
             .await
             .db()?;
         let expired = Condition::all()
@@ -413,7 +454,7 @@ impl Store {
             .column_as(C::OccurredAt.max(), "newest")
             .filter(expired.clone())
             .into_tuple::<(Option<DateTime<Utc>>, Option<DateTime<Utc>>)>()
-            .one(&txn)
+            .one(&*change)
             .await
             .db()?
             .unwrap_or((None, None));
@@ -426,27 +467,27 @@ impl Store {
             .filter(expired)
             .filter(C::OccurredAt.gte(oldest))
             .filter(C::OccurredAt.lte(newest))
-            .exec(&txn)
+            .exec(&*change)
             .await
             .db()?
             .rows_affected;
-        if deleted > 0 {
-            let entry = NewEntry {
-                action: DELETED,
-                subject_type: names::EVENT_DATA,
-                subject_id: None,
-                details: json!({
-                    "reason": "retention",
-                    "count": deleted,
-                    "oldest": rfc3339(Some(oldest)),
-                    "newest": rfc3339(Some(newest)),
-                    "cutoff": rfc3339(Some(cutoff)),
-                    "event_retention_days": retention_days,
-                }),
-            };
-            append(&txn, t, &Actor::system(), self.clock.now(), vec![entry]).await?;
+        if deleted == 0 {
+            return Ok(0);
         }
-        txn.commit().await.db()?;
+        change.record(NewEntry {
+            action: Action::EventDataDeleted,
+            subject_type: names::EVENT_DATA,
+            subject_id: None,
+            details: json!({
+                "reason": "retention",
+                "count": deleted,
+                "oldest": rfc3339(Some(oldest)),
+                "newest": rfc3339(Some(newest)),
+                "cutoff": rfc3339(Some(cutoff)),
+                "event_retention_days": retention_days,
+            }),
+        });
+        self.commit(change).await?;
         Ok(deleted)
     }
 }

@@ -77,46 +77,29 @@ pub(crate) fn hash_of(m: &history_entries::Model) -> Result<String> {
     )
 }
 
-/// Appends entries to the tenant's chain, in the caller's transaction.
+/// Appends entries to the tenant's chain, in the caller's transaction. Only
+/// a [`Change`](crate::change::Change) calls it, at commit.
 pub(crate) async fn append(
     conn: &impl ConnectionTrait,
     t: TenantId,
-    actor: &Actor,
     at: DateTime<Utc>,
-    entries: Vec<NewEntry>,
+    entries: Vec<(Actor, NewEntry)>,
 ) -> Result<()> {
     if entries.is_empty() {
         return Ok(());
     }
     let at = at.trunc_subsecs(6);
-    history_heads::Entity::insert(history_heads::ActiveModel {
-        tenant_id: Set(t.0),
-        seq: Set(0),
-        hash: Set(GENESIS.to_owned()),
-    })
-    .on_conflict(
-        OnConflict::column(history_heads::Column::TenantId)
-            .do_nothing()
-            .to_owned(),
-    )
-    .exec_without_returning(conn)
-    .await
-    .db()?;
-    let head = history_heads::Entity::find_by_id(t.0)
-        .lock_exclusive()
-        .one(conn)
-        .await
-        .db()?
-        .ok_or_else(|| Error::Internal(anyhow::anyhow!("history head of {t} vanished")))?;
+    let head = locked_head(conn, t).await?;
     let (mut seq, mut prev) = (head.seq, head.hash.clone());
-    for entry in entries {
+    for (actor, entry) in entries {
         seq += 1;
+        let action = entry.action.as_str();
         let hash = entry_hash(
             t.0,
             seq,
             at,
-            actor,
-            entry.action,
+            &actor,
+            action,
             entry.subject_type,
             entry.subject_id,
             &entry.details,
@@ -127,11 +110,11 @@ pub(crate) async fn append(
             tenant_id: Set(t.0),
             seq: Set(seq),
             at: Set(at),
-            actor_kind: Set(actor.kind.clone()),
+            actor_kind: Set(actor.kind),
             actor_id: Set(actor.id),
-            actor_name: Set(actor.name.clone()),
+            actor_name: Set(actor.name),
             actor_programming_key_id: Set(actor.programming_key_id),
-            action: Set(entry.action.to_owned()),
+            action: Set(action.to_owned()),
             subject_type: Set(entry.subject_type.to_owned()),
             subject_id: Set(entry.subject_id),
             details: Set(entry.details),
@@ -148,6 +131,30 @@ pub(crate) async fn append(
     head.hash = Set(prev);
     head.update(conn).await.db()?;
     Ok(())
+}
+
+/// The tenant's chain head, created at genesis and locked: appends to one
+/// chain are serialised.
+async fn locked_head(conn: &impl ConnectionTrait, t: TenantId) -> Result<history_heads::Model> {
+    history_heads::Entity::insert(history_heads::ActiveModel {
+        tenant_id: Set(t.0),
+        seq: Set(0),
+        hash: Set(GENESIS.to_owned()),
+    })
+    .on_conflict(
+        OnConflict::column(history_heads::Column::TenantId)
+            .do_nothing()
+            .to_owned(),
+    )
+    .exec_without_returning(conn)
+    .await
+    .db()?;
+    history_heads::Entity::find_by_id(t.0)
+        .lock_exclusive()
+        .one(conn)
+        .await
+        .db()?
+        .ok_or_else(|| Error::Internal(anyhow::anyhow!("history head of {t} vanished")))
 }
 
 /// The history's view of a caller: kind, id, display name and programming key.
@@ -194,18 +201,6 @@ pub(crate) async fn actor_of(conn: &impl ConnectionTrait, p: &Principal) -> Resu
         name,
         programming_key_id,
     })
-}
-
-/// Appends entries acted by `by`, in the caller's transaction.
-pub(crate) async fn record(
-    conn: &impl ConnectionTrait,
-    t: TenantId,
-    by: &Principal,
-    at: DateTime<Utc>,
-    entries: Vec<NewEntry>,
-) -> Result<()> {
-    let actor = actor_of(conn, by).await?;
-    append(conn, t, &actor, at, entries).await
 }
 
 /// The SaaS operator as an actor (tenant provisioning and changes).

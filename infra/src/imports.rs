@@ -4,12 +4,16 @@ use std::collections::HashSet;
 
 use chrono::{DateTime, Utc};
 use countersign_domain::directory::KeyStatus;
+use countersign_domain::history::{Action, NewEntry, names};
+use countersign_domain::permission::Principal;
 use countersign_domain::ports::{ImportBatch, ImportOutcome, ImportReport, Imports};
 use countersign_domain::tenant::TenantId;
 use countersign_domain::{Error, Result};
-use sea_orm::{ActiveModelTrait, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, Set};
+use sea_orm::{ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, Set};
+use serde_json::json;
 use uuid::Uuid;
 
+use crate::change::Change;
 use crate::db::DbResult;
 use crate::entities::{cylinders, key_groups, keys, programming_keys, remote_devices};
 use crate::inventory::{
@@ -70,13 +74,21 @@ fn programming_key_row(
     }
 }
 
-/// Inserts each row whose marking (`marking` column) the tenant does not have
-/// yet; a marking already there, or seen earlier in the batch, counts as existing.
-async fn import_rows<A>(
-    txn: &DatabaseTransaction,
-    t: TenantId,
+/// What the history calls one kind of imported item.
+struct Kind<A: ActiveModelTrait> {
+    subject: &'static str,
+    created: Action,
     tenant_id: <A::Entity as EntityTrait>::Column,
     marking: <A::Entity as EntityTrait>::Column,
+    id_of: fn(&A) -> Option<Uuid>,
+}
+
+/// Inserts each row whose marking (`marking` column) the tenant does not have
+/// yet, recording each created one; a marking already there, or seen earlier
+/// in the batch, counts as existing.
+async fn import_rows<A>(
+    change: &mut Change,
+    kind: Kind<A>,
     rows: Vec<(String, A)>,
 ) -> Result<ImportOutcome>
 where
@@ -87,97 +99,157 @@ where
     for (value, row) in rows {
         let present = !seen.insert(value.clone())
             || A::Entity::find()
-                .filter(tenant_id.eq(t.0))
-                .filter(marking.eq(value.as_str()))
-                .one(txn)
+                .filter(kind.tenant_id.eq(change.tenant.0))
+                .filter(kind.marking.eq(value.as_str()))
+                .one(&**change)
                 .await
                 .db()?
                 .is_some();
         if present {
             outcome.existing.push(value);
-        } else {
-            A::Entity::insert(row)
-                .exec_without_returning(txn)
-                .await
-                .db()?;
-            outcome.created.push(value);
+            continue;
         }
+        let id = (kind.id_of)(&row);
+        A::Entity::insert(row)
+            .exec_without_returning(&**change)
+            .await
+            .db()?;
+        change.record(NewEntry {
+            action: kind.created,
+            subject_type: kind.subject,
+            subject_id: id,
+            details: json!({"marking": value, "import": true}),
+        });
+        outcome.created.push(value);
     }
     Ok(outcome)
 }
 
+/// The counts of an import, as its closing history entry records them.
+fn summary(report: &ImportReport) -> serde_json::Value {
+    let of = |o: &ImportOutcome| json!({"created": o.created.len(), "existing": o.existing.len()});
+    json!({
+        "key_groups": of(&report.key_groups),
+        "keys": of(&report.keys),
+        "cylinders": of(&report.cylinders),
+        "remote_devices": of(&report.remote_devices),
+        "programming_keys": of(&report.programming_keys),
+    })
+}
+
 #[async_trait::async_trait]
 impl Imports for Store {
-    async fn import(&self, t: TenantId, batch: ImportBatch) -> Result<ImportReport> {
+    async fn import(
+        &self,
+        t: TenantId,
+        by: &Principal,
+        batch: ImportBatch,
+    ) -> Result<ImportReport> {
         check_batch(&batch)?;
-        let now = self.clock.now();
-        let txn = self.begin_in(t).await?;
+        let mut change = self.change(t, by).await?;
+        let now = change.now;
         for key in &batch.keys {
-            key_group_exists(&txn, t, key.key_group_id).await?;
+            key_group_exists(&*change, t, key.key_group_id).await?;
         }
-        let report = ImportReport {
-            key_groups: import_rows(
-                &txn,
-                t,
-                key_groups::Column::TenantId,
-                key_groups::Column::Marking,
-                batch
-                    .key_groups
-                    .into_iter()
-                    .map(|(m, n)| (m.clone(), key_group_row(t, m, n, now)))
-                    .collect(),
-            )
-            .await?,
-            keys: import_rows(
-                &txn,
-                t,
-                keys::Column::TenantId,
-                keys::Column::Marking,
-                batch
-                    .keys
-                    .into_iter()
-                    .map(|k| (k.marking.clone(), new_key_row(t, k, now)))
-                    .collect(),
-            )
-            .await?,
-            cylinders: import_rows(
-                &txn,
-                t,
-                cylinders::Column::TenantId,
-                cylinders::Column::Marking,
-                batch
-                    .cylinders
-                    .into_iter()
-                    .map(|c| (c.marking.clone(), cylinder_row(t, c, now)))
-                    .collect(),
-            )
-            .await?,
-            remote_devices: import_rows(
-                &txn,
-                t,
-                remote_devices::Column::TenantId,
-                remote_devices::Column::Serial,
-                batch
-                    .remote_devices
-                    .into_iter()
-                    .map(|d| (d.serial.clone(), device_row(t, d, now)))
-                    .collect(),
-            )
-            .await?,
-            programming_keys: import_rows(
-                &txn,
-                t,
-                programming_keys::Column::TenantId,
-                programming_keys::Column::Marking,
-                batch
-                    .programming_keys
-                    .into_iter()
-                    .map(|(m, n)| (m.clone(), programming_key_row(t, m, n, now)))
-                    .collect(),
-            )
-            .await?,
+        let key_groups = Kind {
+            subject: names::KEY_GROUP,
+            created: Action::KeyGroupCreated,
+            tenant_id: key_groups::Column::TenantId,
+            marking: key_groups::Column::Marking,
+            id_of: |r: &key_groups::ActiveModel| r.id.try_as_ref().copied(),
         };
-        txn.commit().await.db()?;
+        let key_groups = import_rows(
+            &mut change,
+            key_groups,
+            batch
+                .key_groups
+                .into_iter()
+                .map(|(m, n)| (m.clone(), key_group_row(t, m, n, now)))
+                .collect(),
+        )
+        .await?;
+        let keys = Kind {
+            subject: names::KEY,
+            created: Action::KeyCreated,
+            tenant_id: keys::Column::TenantId,
+            marking: keys::Column::Marking,
+            id_of: |r: &keys::ActiveModel| r.id.try_as_ref().copied(),
+        };
+        let keys = import_rows(
+            &mut change,
+            keys,
+            batch
+                .keys
+                .into_iter()
+                .map(|k| (k.marking.clone(), new_key_row(t, k, now)))
+                .collect(),
+        )
+        .await?;
+        let cylinders = Kind {
+            subject: names::CYLINDER,
+            created: Action::CylinderCreated,
+            tenant_id: cylinders::Column::TenantId,
+            marking: cylinders::Column::Marking,
+            id_of: |r: &cylinders::ActiveModel| r.id.try_as_ref().copied(),
+        };
+        let cylinders = import_rows(
+            &mut change,
+            cylinders,
+            batch
+                .cylinders
+                .into_iter()
+                .map(|c| (c.marking.clone(), cylinder_row(t, c, now)))
+                .collect(),
+        )
+        .await?;
+        let devices = Kind {
+            subject: names::REMOTE_DEVICE,
+            created: Action::RemoteDeviceCreated,
+            tenant_id: remote_devices::Column::TenantId,
+            marking: remote_devices::Column::Serial,
+            id_of: |r: &remote_devices::ActiveModel| r.id.try_as_ref().copied(),
+        };
+        let remote_devices = import_rows(
+            &mut change,
+            devices,
+            batch
+                .remote_devices
+                .into_iter()
+                .map(|d| (d.serial.clone(), device_row(t, d, now)))
+                .collect(),
+        )
+        .await?;
+        let programming = Kind {
+            subject: names::PROGRAMMING_KEY,
+            created: Action::ProgrammingKeyCreated,
+            tenant_id: programming_keys::Column::TenantId,
+            marking: programming_keys::Column::Marking,
+            id_of: |r: &programming_keys::ActiveModel| r.id.try_as_ref().copied(),
+        };
+        let programming_keys = import_rows(
+            &mut change,
+            programming,
+            batch
+                .programming_keys
+                .into_iter()
+                .map(|(m, n)| (m.clone(), programming_key_row(t, m, n, now)))
+                .collect(),
+        )
+        .await?;
+        let report = ImportReport {
+            keys,
+            key_groups,
+            cylinders,
+            remote_devices,
+            programming_keys,
+        };
+        change.record(NewEntry {
+            action: Action::ImportCompleted,
+            subject_type: names::IMPORT,
+            subject_id: None,
+            details: summary(&report),
+        });
+        self.commit(change).await?;
         Ok(report)
     }
 }

@@ -2,15 +2,19 @@
 
 use chrono::{DateTime, Utc};
 use countersign_domain::directory::{Cylinder, DeviceKind, KeyGroup, RemoteDevice, check_marking};
+use countersign_domain::history::{Action, NewEntry, names};
 use countersign_domain::page::{Page, PageRequest};
+use countersign_domain::permission::Principal;
 use countersign_domain::ports::{CylinderChange, Inventory, NewCylinder, NewRemoteDevice};
 use countersign_domain::tenant::{TenantId, check_name};
 use countersign_domain::{Error, Result};
 use sea_orm::{ActiveModelTrait, Set};
+use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::db::DbResult;
 use crate::entities::{cylinders, key_groups, remote_devices};
+use crate::history::changes;
 use crate::store::{Store, page_of, scoped};
 
 /// Converts a page of rows, failing on the first row that does not convert.
@@ -124,22 +128,55 @@ pub(crate) fn device_row(
     }
 }
 
+/// The history entry of a created or changed inventory item.
+pub(crate) fn entry(action: Action, subject: &'static str, id: Uuid, details: Value) -> NewEntry {
+    NewEntry::new(action, subject, id, details)
+}
+
+pub(crate) fn key_group_created(g: &KeyGroup) -> NewEntry {
+    let details = json!({"marking": g.marking, "name": g.name});
+    entry(Action::KeyGroupCreated, names::KEY_GROUP, g.id, details)
+}
+
+pub(crate) fn cylinder_created(c: &Cylinder) -> NewEntry {
+    let details = json!({"marking": c.marking, "name": c.name, "location": c.location});
+    entry(Action::CylinderCreated, names::CYLINDER, c.id, details)
+}
+
+pub(crate) fn device_created(d: &RemoteDevice) -> NewEntry {
+    let details = json!({"name": d.name, "kind": d.kind.as_str(), "serial": d.serial});
+    entry(
+        Action::RemoteDeviceCreated,
+        names::REMOTE_DEVICE,
+        d.id,
+        details,
+    )
+}
+
+/// `{"changes": …}` between the name (and location) before and after.
+fn renamed(before: Value, after: Value) -> Value {
+    json!({"changes": changes(&before, &after)})
+}
+
 #[async_trait::async_trait]
 impl Inventory for Store {
     async fn create_key_group(
         &self,
         t: TenantId,
+        by: &Principal,
         marking: String,
         name: String,
     ) -> Result<KeyGroup> {
         check_new_key_group(&marking, &name)?;
-        let txn = self.begin_in(t).await?;
-        let row = key_group_row(t, marking, name, self.clock.now())
-            .insert(&txn)
+        let mut change = self.change(t, by).await?;
+        let row = key_group_row(t, marking, name, change.now)
+            .insert(&*change)
             .await
             .db()?;
-        txn.commit().await.db()?;
-        Ok(key_group_to_domain(row))
+        let group = key_group_to_domain(row);
+        change.record(key_group_created(&group));
+        self.commit(change).await?;
+        Ok(group)
     }
 
     async fn list_key_groups(&self, t: TenantId, page: PageRequest) -> Result<Page<KeyGroup>> {
@@ -156,28 +193,47 @@ impl Inventory for Store {
         Ok(key_group_to_domain(row))
     }
 
-    async fn rename_key_group(&self, t: TenantId, id: Uuid, name: String) -> Result<KeyGroup> {
+    async fn rename_key_group(
+        &self,
+        t: TenantId,
+        by: &Principal,
+        id: Uuid,
+        name: String,
+    ) -> Result<KeyGroup> {
         check_name("name", &name)?;
-        let txn = self.begin_in(t).await?;
-        let mut row: key_groups::ActiveModel =
-            scoped::<key_groups::Entity>(&txn, t, id, false, "key group")
-                .await?
-                .into();
+        let mut change = self.change(t, by).await?;
+        let before = scoped::<key_groups::Entity>(&*change, t, id, true, "key group").await?;
+        let old = json!({"name": before.name});
+        let mut row: key_groups::ActiveModel = before.into();
         row.name = Set(name);
-        let row = row.update(&txn).await.db()?;
-        txn.commit().await.db()?;
-        Ok(key_group_to_domain(row))
+        let group = key_group_to_domain(row.update(&*change).await.db()?);
+        let details = renamed(old, json!({"name": group.name}));
+        change.record(entry(
+            Action::KeyGroupRenamed,
+            names::KEY_GROUP,
+            id,
+            details,
+        ));
+        self.commit(change).await?;
+        Ok(group)
     }
 
-    async fn create_cylinder(&self, t: TenantId, new: NewCylinder) -> Result<Cylinder> {
+    async fn create_cylinder(
+        &self,
+        t: TenantId,
+        by: &Principal,
+        new: NewCylinder,
+    ) -> Result<Cylinder> {
         check_cylinder(&new)?;
-        let txn = self.begin_in(t).await?;
-        let row = cylinder_row(t, new, self.clock.now())
-            .insert(&txn)
+        let mut change = self.change(t, by).await?;
+        let row = cylinder_row(t, new, change.now)
+            .insert(&*change)
             .await
             .db()?;
-        txn.commit().await.db()?;
-        Ok(cylinder_to_domain(row))
+        let cylinder = cylinder_to_domain(row);
+        change.record(cylinder_created(&cylinder));
+        self.commit(change).await?;
+        Ok(cylinder)
     }
 
     async fn list_cylinders(&self, t: TenantId, page: PageRequest) -> Result<Page<Cylinder>> {
@@ -197,44 +253,49 @@ impl Inventory for Store {
     async fn update_cylinder(
         &self,
         t: TenantId,
+        by: &Principal,
         id: Uuid,
-        change: CylinderChange,
+        update: CylinderChange,
     ) -> Result<Cylinder> {
-        if let Some(name) = &change.name {
+        if let Some(name) = &update.name {
             check_name("name", name)?;
         }
-        if let Some(location) = &change.location {
+        if let Some(location) = &update.location {
             check_location(location.as_deref())?;
         }
-        let txn = self.begin_in(t).await?;
-        let mut row: cylinders::ActiveModel =
-            scoped::<cylinders::Entity>(&txn, t, id, false, "cylinder")
-                .await?
-                .into();
-        if let Some(name) = change.name {
+        let mut change = self.change(t, by).await?;
+        let before = scoped::<cylinders::Entity>(&*change, t, id, true, "cylinder").await?;
+        let old = json!({"name": before.name, "location": before.location});
+        let mut row: cylinders::ActiveModel = before.into();
+        if let Some(name) = update.name {
             row.name = Set(name);
         }
-        if let Some(location) = change.location {
+        if let Some(location) = update.location {
             row.location = Set(location);
         }
-        let row = row.update(&txn).await.db()?;
-        txn.commit().await.db()?;
-        Ok(cylinder_to_domain(row))
+        let cylinder = cylinder_to_domain(row.update(&*change).await.db()?);
+        let details = renamed(
+            old,
+            json!({"name": cylinder.name, "location": cylinder.location}),
+        );
+        change.record(entry(Action::CylinderUpdated, names::CYLINDER, id, details));
+        self.commit(change).await?;
+        Ok(cylinder)
     }
 
     async fn create_remote_device(
         &self,
         t: TenantId,
+        by: &Principal,
         new: NewRemoteDevice,
     ) -> Result<RemoteDevice> {
         check_device(&new)?;
-        let txn = self.begin_in(t).await?;
-        let row = device_row(t, new, self.clock.now())
-            .insert(&txn)
-            .await
-            .db()?;
-        txn.commit().await.db()?;
-        device_to_domain(row)
+        let mut change = self.change(t, by).await?;
+        let row = device_row(t, new, change.now).insert(&*change).await.db()?;
+        let device = device_to_domain(row)?;
+        change.record(device_created(&device));
+        self.commit(change).await?;
+        Ok(device)
     }
 
     async fn list_remote_devices(
@@ -258,21 +319,28 @@ impl Inventory for Store {
     async fn rename_remote_device(
         &self,
         t: TenantId,
+        by: &Principal,
         id: Uuid,
         name: String,
     ) -> Result<RemoteDevice> {
         check_name("name", &name)?;
-        let txn = self.begin_in(t).await?;
-        let mut row: remote_devices::ActiveModel =
-            scoped::<remote_devices::Entity>(&txn, t, id, false, "remote device")
-                .await?
-                .into();
+        let mut change = self.change(t, by).await?;
+        let before =
+            scoped::<remote_devices::Entity>(&*change, t, id, true, "remote device").await?;
+        let old = json!({"name": before.name});
+        let mut row: remote_devices::ActiveModel = before.into();
         row.name = Set(name);
-        let row = row.update(&txn).await.db()?;
-        txn.commit().await.db()?;
-        let device = device_to_domain(row)?;
+        let device = device_to_domain(row.update(&*change).await.db()?)?;
+        let details = renamed(old, json!({"name": device.name}));
+        change.record(entry(
+            Action::RemoteDeviceRenamed,
+            names::REMOTE_DEVICE,
+            id,
+            details,
+        ));
         // Its agent's work list names it.
-        self.signal.notify(t.0).await;
+        change.wake_agents();
+        self.commit(change).await?;
         Ok(device)
     }
 }

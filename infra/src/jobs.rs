@@ -1,8 +1,7 @@
 //! Readout jobs on the administrators' side: creation, transitions, listing and desk readouts.
 
-use chrono::{DateTime, Utc};
 use countersign_domain::directory::DeviceKind;
-use countersign_domain::history::{Actor, NewEntry, names};
+use countersign_domain::history::{Action, NewEntry, names};
 use countersign_domain::page::{Page, PageRequest};
 use countersign_domain::permission::Principal;
 use countersign_domain::ports::{JobFilter, JobView, Jobs};
@@ -16,9 +15,9 @@ use sea_orm::{
 use serde_json::json;
 use uuid::Uuid;
 
+use crate::change::Change;
 use crate::db::DbResult;
 use crate::entities::{keys, readout_jobs as jobs, remote_devices};
-use crate::history::{actor_of, append};
 use crate::keys::referenced;
 use crate::store::{Store, scoped};
 
@@ -81,30 +80,29 @@ async fn newest_per_request(
     Ok(rows)
 }
 
-#[allow(clippy::too_many_arguments)]
-pub(crate) async fn insert_job(
-    conn: &impl ConnectionTrait,
-    actor: &Actor,
-    t: TenantId,
-    kind: JobKind,
-    request_id: Option<Uuid>,
-    target_type: TargetType,
-    target_id: Uuid,
-    target_marking: &str,
-    status: JobStatus,
-    device_id: Option<Uuid>,
-    now: DateTime<Utc>,
-) -> Result<jobs::Model> {
+/// A job to create.
+pub(crate) struct NewJob<'a> {
+    pub(crate) kind: JobKind,
+    pub(crate) request_id: Option<Uuid>,
+    pub(crate) target_type: TargetType,
+    pub(crate) target_id: Uuid,
+    pub(crate) target_marking: &'a str,
+    pub(crate) status: JobStatus,
+    pub(crate) device_id: Option<Uuid>,
+}
+
+pub(crate) async fn insert_job(change: &mut Change, new: NewJob<'_>) -> Result<jobs::Model> {
+    let now = change.now;
     let row = jobs::ActiveModel {
         id: Set(Uuid::now_v7()),
-        tenant_id: Set(t.0),
-        kind: Set(kind.as_str().to_owned()),
-        request_id: Set(request_id),
-        target_type: Set(target_type.as_str().to_owned()),
-        target_id: Set(target_id),
-        target_marking: Set(target_marking.to_owned()),
-        status: Set(status.as_str().to_owned()),
-        device_id: Set(device_id),
+        tenant_id: Set(change.tenant.0),
+        kind: Set(new.kind.as_str().to_owned()),
+        request_id: Set(new.request_id),
+        target_type: Set(new.target_type.as_str().to_owned()),
+        target_id: Set(new.target_id),
+        target_marking: Set(new.target_marking.to_owned()),
+        status: Set(new.status.as_str().to_owned()),
+        device_id: Set(new.device_id),
         programming_key_id: Set(None),
         attempts: Set(0),
         lease_token: Set(None),
@@ -114,42 +112,40 @@ pub(crate) async fn insert_job(
         created_at: Set(now),
         updated_at: Set(now),
     }
-    .insert(conn)
+    .insert(&**change)
     .await
     .db()?;
     let details = json!({
-        "kind": kind.as_str(), "request_id": request_id, "status": status.as_str(),
-        "target": {"type": target_type.as_str(), "id": target_id, "marking": target_marking}, "device_id": device_id,
+        "kind": new.kind.as_str(), "request_id": new.request_id, "status": new.status.as_str(),
+        "target": {"type": new.target_type.as_str(), "id": new.target_id, "marking": new.target_marking},
+        "device_id": new.device_id,
     });
-    append(
-        conn,
-        t,
-        actor,
-        now,
-        vec![NewEntry::new("job.created", names::JOB, row.id, details)],
-    )
-    .await?;
+    change.record(NewEntry::new(
+        Action::JobCreated,
+        names::JOB,
+        row.id,
+        details,
+    ));
+    change.wake_agents();
     Ok(row)
 }
 
 /// Moves a job through the domain's transition function and records it.
 /// `programming_key`: `Some(value)` replaces the job's programming key.
 pub(crate) async fn set_job_status(
-    conn: &impl ConnectionTrait,
-    actor: &Actor,
+    change: &mut Change,
     job: jobs::Model,
     event: JobEvent,
     programming_key: Option<Option<Uuid>>,
     mut details: serde_json::Value,
-    now: DateTime<Utc>,
 ) -> Result<jobs::Model> {
     let from = JobStatus::parse(&job.status).ok_or_else(|| unreadable("job status"))?;
     let resume = job.resume_status.as_deref().and_then(JobStatus::parse);
     let to = from.next(event, resume)?;
-    let (t, id) = (TenantId(job.tenant_id), job.id);
+    let id = job.id;
     let mut active: jobs::ActiveModel = job.into();
     active.status = Set(to.as_str().to_owned());
-    active.updated_at = Set(now);
+    active.updated_at = Set(change.now);
     if let Some(key) = programming_key {
         active.programming_key_id = Set(key);
     }
@@ -158,19 +154,18 @@ pub(crate) async fn set_job_status(
         active.lease_expires_at = Set(None);
         active.resume_status = Set(None);
     }
-    let row = active.update(conn).await.db()?;
+    let row = active.update(&**change).await.db()?;
     if let Some(map) = details.as_object_mut() {
         map.insert("from".into(), json!(from.as_str()));
         map.insert("to".into(), json!(to.as_str()));
     }
-    append(
-        conn,
-        t,
-        actor,
-        now,
-        vec![NewEntry::new("job.status_changed", names::JOB, id, details)],
-    )
-    .await?;
+    change.record(NewEntry::new(
+        Action::JobStatusChanged,
+        names::JOB,
+        id,
+        details,
+    ));
+    change.wake_agents();
     Ok(row)
 }
 
@@ -232,10 +227,9 @@ impl Jobs for Store {
         key_id: Uuid,
         device_id: Uuid,
     ) -> Result<JobView> {
-        let now = self.clock.now();
-        let txn = self.begin_in(t).await?;
+        let mut change = self.change(t, by).await?;
         let key = crate::keys::key_to_domain(
-            scoped::<keys::Entity>(&txn, t, key_id, false, "key").await?,
+            scoped::<keys::Entity>(&*change, t, key_id, false, "key").await?,
         )?;
         if !key.model.keeps_event_log() {
             return Err(Error::rule(
@@ -244,62 +238,42 @@ impl Jobs for Store {
             ));
         }
         let device =
-            referenced::<remote_devices::Entity>(&txn, t, device_id, "remote device").await?;
+            referenced::<remote_devices::Entity>(&*change, t, device_id, "remote device").await?;
         if DeviceKind::parse(&device.kind) != Some(DeviceKind::DeskUnit) {
             return Err(Error::rule(
                 ErrorCode::ValidationFailed,
                 "a desk readout needs a desk_unit",
             ));
         }
-        let actor = actor_of(&txn, by).await?;
-        let job = insert_job(
-            &txn,
-            &actor,
-            t,
-            JobKind::DeskReadout,
-            None,
-            TargetType::Key,
-            key.id,
-            &key.marking,
-            JobStatus::Queued,
-            Some(device.id),
-            now,
-        )
-        .await?;
-        txn.commit().await.db()?;
-        self.signal.notify(t.0).await;
+        let new = NewJob {
+            kind: JobKind::DeskReadout,
+            request_id: None,
+            target_type: TargetType::Key,
+            target_id: key.id,
+            target_marking: &key.marking,
+            status: JobStatus::Queued,
+            device_id: Some(device.id),
+        };
+        let job = insert_job(&mut change, new).await?;
+        self.commit(change).await?;
         job_view(&job)
     }
 }
 
 /// A programming key was returned or blocked: cylinder jobs transferred to it
 /// but not yet loaded go back to `awaiting_transfer`.
-pub(crate) async fn on_programming_key_withdrawn(
-    conn: &impl ConnectionTrait,
-    actor: &Actor,
-    t: TenantId,
-    key_id: Uuid,
-    now: DateTime<Utc>,
-) -> Result<()> {
+pub(crate) async fn on_programming_key_withdrawn(change: &mut Change, key_id: Uuid) -> Result<()> {
     let held = jobs::Entity::find()
-        .filter(jobs::Column::TenantId.eq(t.0))
+        .filter(jobs::Column::TenantId.eq(change.tenant.0))
         .filter(jobs::Column::ProgrammingKeyId.eq(key_id))
         .filter(jobs::Column::Status.eq(JobStatus::Transferred.as_str()))
         .lock_exclusive()
-        .all(conn)
+        .all(&**change)
         .await
         .db()?;
     for job in held {
-        set_job_status(
-            conn,
-            actor,
-            job,
-            JobEvent::Untransfer,
-            Some(None),
-            json!({"reason": "programming key withdrawn"}),
-            now,
-        )
-        .await?;
+        let details = json!({"reason": "programming key withdrawn"});
+        set_job_status(change, job, JobEvent::Untransfer, Some(None), details).await?;
     }
     Ok(())
 }

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use countersign_domain::directory::{Employee, Key, KeyModel, KeyStatus, check_marking};
-use countersign_domain::history::{NewEntry, names};
+use countersign_domain::history::{Action, NewEntry, names};
 use countersign_domain::page::{Page, PageRequest};
 use countersign_domain::permission::Principal;
 use countersign_domain::ports::{KeyChange, KeyCommand, Keys, NewKey};
@@ -13,8 +13,8 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::db::DbResult;
-use crate::entities::{employees, key_groups, keys, tenants};
-use crate::history::{changes, record};
+use crate::entities::{employees, key_groups, keys};
+use crate::history::changes;
 use crate::inventory::convert_page;
 use crate::store::{Store, page_of, scoped};
 
@@ -85,7 +85,7 @@ pub(crate) async fn key_group_exists(
     Ok(())
 }
 
-fn entry(action: &'static str, key: &Key, details: serde_json::Value) -> NewEntry {
+fn entry(action: Action, key: &Key, details: serde_json::Value) -> NewEntry {
     NewEntry::new(action, names::KEY, key.id, details)
 }
 
@@ -93,18 +93,21 @@ fn entry(action: &'static str, key: &Key, details: serde_json::Value) -> NewEntr
 impl Keys for Store {
     async fn create_key(&self, t: TenantId, by: &Principal, new: NewKey) -> Result<Key> {
         check_new_key(&new)?;
-        let now = self.clock.now();
-        let txn = self.begin_in(t).await?;
-        key_group_exists(&txn, t, new.key_group_id).await?;
-        let key = key_to_domain(new_key_row(t, new, now).insert(&txn).await.db()?)?;
+        let mut change = self.change(t, by).await?;
+        key_group_exists(&*change, t, new.key_group_id).await?;
+        let row = new_key_row(t, new, change.now)
+            .insert(&*change)
+            .await
+            .db()?;
+        let key = key_to_domain(row)?;
         let details = json!({
             "marking": key.marking,
             "name": key.name,
             "model": key.model.as_str(),
             "key_group_id": key.key_group_id,
         });
-        record(&txn, t, by, now, vec![entry("key.created", &key, details)]).await?;
-        txn.commit().await.db()?;
+        change.record(entry(Action::KeyCreated, &key, details));
+        self.commit(change).await?;
         Ok(key)
     }
 
@@ -127,36 +130,32 @@ impl Keys for Store {
         t: TenantId,
         by: &Principal,
         id: Uuid,
-        change: KeyChange,
+        update: KeyChange,
     ) -> Result<Key> {
-        if let Some(name) = &change.name {
+        if let Some(name) = &update.name {
             check_name("name", name)?;
         }
-        let now = self.clock.now();
-        let txn = self.begin_in(t).await?;
-        let before = scoped::<keys::Entity>(&txn, t, id, true, "key").await?;
-        if let Some(group) = change.key_group_id {
-            key_group_exists(&txn, t, group).await?;
+        let mut change = self.change(t, by).await?;
+        let before = scoped::<keys::Entity>(&*change, t, id, true, "key").await?;
+        if let Some(group) = update.key_group_id {
+            key_group_exists(&*change, t, group).await?;
         }
         let old = json!({"name": before.name, "key_group_id": before.key_group_id});
         let mut row: keys::ActiveModel = before.into();
-        if let Some(name) = change.name {
+        if let Some(name) = update.name {
             row.name = Set(name);
         }
-        if let Some(group) = change.key_group_id {
+        if let Some(group) = update.key_group_id {
             row.key_group_id = Set(group);
         }
-        row.updated_at = Set(now);
-        let key = key_to_domain(row.update(&txn).await.db()?)?;
+        row.updated_at = Set(change.now);
+        let key = key_to_domain(row.update(&*change).await.db()?)?;
         let changed = changes(
             &old,
             &json!({"name": key.name, "key_group_id": key.key_group_id}),
         );
-        if changed.as_object().is_some_and(|c| !c.is_empty()) {
-            let details = json!({"changes": changed});
-            record(&txn, t, by, now, vec![entry("key.updated", &key, details)]).await?;
-        }
-        txn.commit().await.db()?;
+        change.record(entry(Action::KeyUpdated, &key, json!({"changes": changed})));
+        self.commit(change).await?;
         Ok(key)
     }
 
@@ -167,18 +166,14 @@ impl Keys for Store {
         id: Uuid,
         command: KeyCommand,
     ) -> Result<Key> {
-        let now = self.clock.now();
-        let txn = self.begin_in(t).await?;
-        let row = scoped::<keys::Entity>(&txn, t, id, true, "key").await?;
-        let tenant = tenants::Entity::find_by_id(t.0)
-            .one(&txn)
-            .await
-            .db()?
-            .ok_or_else(|| Error::not_found("tenant"))?;
+        let mut change = self.change(t, by).await?;
+        let row = scoped::<keys::Entity>(&*change, t, id, true, "key").await?;
+        let tenant = crate::tenants::row(&*change, t).await?;
         let mut key = key_to_domain(row.clone())?;
         let (action, mut details) = match command {
             KeyCommand::Issue { employee_id } => {
-                let e = referenced::<employees::Entity>(&txn, t, employee_id, "employee").await?;
+                let e =
+                    referenced::<employees::Entity>(&*change, t, employee_id, "employee").await?;
                 let details = json!({"employee_id": e.id, "employee_name": e.name});
                 let holder = Employee {
                     id: e.id,
@@ -187,16 +182,16 @@ impl Keys for Store {
                     created_at: e.created_at,
                 };
                 key.issue(&holder, tenant.approval_required)?;
-                ("key.issued", details)
+                (Action::KeyIssued, details)
             }
             KeyCommand::Return => {
                 let details = json!({"employee_id": key.employee_id});
                 key.give_back()?;
-                ("key.returned", details)
+                (Action::KeyReturned, details)
             }
             KeyCommand::StopAutoCollection => {
                 key.stop_auto_collection(tenant.approval_required)?;
-                ("key.auto_collection_stopped", json!({}))
+                (Action::KeyAutoCollectionStopped, json!({}))
             }
         };
         if key.auto_collection != row.auto_collection {
@@ -207,15 +202,14 @@ impl Keys for Store {
         active.status = Set(key.status.as_str().to_owned());
         active.employee_id = Set(key.employee_id);
         active.auto_collection = Set(key.auto_collection);
-        active.updated_at = Set(now);
-        active.update(&txn).await.db()?;
-        record(&txn, t, by, now, vec![entry(action, &key, details)]).await?;
+        active.updated_at = Set(change.now);
+        active.update(&*change).await.db()?;
+        change.record(entry(action, &key, details));
         if command == KeyCommand::Return {
-            let actor = crate::history::actor_of(&txn, by).await?;
-            crate::requests::on_key_returned(&txn, self, &actor, t, key.id, now).await?;
+            crate::requests::on_key_returned(&mut change, key.id).await?;
         }
-        txn.commit().await.db()?;
-        self.signal.notify(t.0).await;
+        change.wake_agents();
+        self.commit(change).await?;
         Ok(key)
     }
 }

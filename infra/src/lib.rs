@@ -5,6 +5,7 @@ mod agent_work;
 mod agents;
 mod api_keys;
 pub mod auth;
+mod change;
 pub mod clock;
 pub mod db;
 pub mod demo;
@@ -29,5 +30,6 @@ mod sweeper;
 mod tenants;
 pub mod throttle;
 pub mod tokens;
+mod webhooks;
 
 pub use store::Store;

@@ -1,10 +1,9 @@
 //! Programming keys: the administrators' credentials, their roles, PINs and status.
 
-use chrono::{DateTime, Utc};
 use countersign_domain::directory::{
     ApproverRoleChange, Employee, KeyStatus, ProgrammingKey, check_marking, check_pin,
 };
-use countersign_domain::history::{NewEntry, names};
+use countersign_domain::history::{Action, NewEntry, names};
 use countersign_domain::notification::Notice;
 use countersign_domain::page::{Page, PageRequest};
 use countersign_domain::permission::Principal;
@@ -18,11 +17,11 @@ use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, Query
 use serde_json::json;
 use uuid::Uuid;
 
+use crate::change::Change;
 use crate::db::DbResult;
 use crate::employees;
-use crate::entities::{employees as employee_rows, programming_keys, tenants};
-use crate::history::{changes, record};
-use crate::mail::enqueue;
+use crate::entities::{employees as employee_rows, programming_keys};
+use crate::history::changes;
 use crate::revocation::Revocation;
 use crate::secrets;
 use crate::store::{Store, page_of, scoped};
@@ -100,7 +99,7 @@ fn settings_of(key: &ProgrammingKey) -> serde_json::Value {
     json!({"name": key.name, "valid_from": key.valid_from, "valid_until": key.valid_until})
 }
 
-fn entry(action: &'static str, key: &ProgrammingKey, details: serde_json::Value) -> NewEntry {
+fn entry(action: Action, key: &ProgrammingKey, details: serde_json::Value) -> NewEntry {
     NewEntry::new(action, names::PROGRAMMING_KEY, key.id, details)
 }
 
@@ -139,37 +138,22 @@ async fn approvers_and_auditors(
     Ok(addresses)
 }
 
-async fn tenant_row(conn: &impl ConnectionTrait, t: TenantId) -> Result<tenants::Model> {
-    tenants::Entity::find_by_id(t.0)
-        .one(conn)
-        .await
-        .db()?
-        .ok_or_else(|| Error::not_found("tenant"))
-}
-
-impl Store {
-    /// Granting or removing the approver role e-mails every approver and auditor.
-    async fn tell_approver_role_changed(
-        &self,
-        conn: &impl ConnectionTrait,
-        t: TenantId,
-        key: &ProgrammingKey,
-        granted: bool,
-        now: DateTime<Utc>,
-    ) -> Result<()> {
-        let recipients = approvers_and_auditors(conn, t, key).await?;
-        if recipients.is_empty() {
-            return Ok(());
-        }
-        let holder = holder(conn, t, key.employee_id).await?.map(|e| e.name);
-        let notice = Notice::ApproverRoleChanged {
-            programming_key_marking: key.marking.clone(),
-            holder,
-            granted,
-        };
-        let tenant = tenant_row(conn, t).await?;
-        enqueue(conn, &tenant, &recipients, &notice, &self.public_url, now).await
-    }
+/// Granting or removing the approver role e-mails every approver and auditor.
+async fn tell_approver_role_changed(
+    change: &mut Change,
+    key: &ProgrammingKey,
+    granted: bool,
+) -> Result<()> {
+    let t = change.tenant;
+    let recipients = approvers_and_auditors(&**change, t, key).await?;
+    let holder = holder(&**change, t, key.employee_id).await?.map(|e| e.name);
+    let notice = Notice::ApproverRoleChanged {
+        programming_key_marking: key.marking.clone(),
+        holder,
+        granted,
+    };
+    change.mail(recipients, notice);
+    Ok(())
 }
 
 #[async_trait::async_trait]
@@ -183,8 +167,8 @@ impl ProgrammingKeys for Store {
         check_marking(&new.marking)?;
         check_name("name", &new.name)?;
         ProgrammingKey::check_validity_window(new.valid_from, new.valid_until)?;
-        let now = self.clock.now();
-        let txn = self.begin_in(t).await?;
+        let mut change = self.change(t, by).await?;
+        let now = change.now;
         let row = programming_keys::ActiveModel {
             id: Set(Uuid::now_v7()),
             tenant_id: Set(t.0),
@@ -202,7 +186,7 @@ impl ProgrammingKeys for Store {
             created_at: Set(now),
             updated_at: Set(now),
         }
-        .insert(&txn)
+        .insert(&*change)
         .await
         .db()?;
         let key = to_domain(&row)?;
@@ -213,19 +197,11 @@ impl ProgrammingKeys for Store {
             "valid_from": key.valid_from,
             "valid_until": key.valid_until,
         });
-        record(
-            &txn,
-            t,
-            by,
-            now,
-            vec![entry("programming_key.created", &key, details)],
-        )
-        .await?;
+        change.record(entry(Action::ProgrammingKeyCreated, &key, details));
         if key.roles.contains(Role::Approver) {
-            self.tell_approver_role_changed(&txn, t, &key, true, now)
-                .await?;
+            tell_approver_role_changed(&mut change, &key, true).await?;
         }
-        txn.commit().await.db()?;
+        self.commit(change).await?;
         Ok(key)
     }
 
@@ -256,60 +232,55 @@ impl ProgrammingKeys for Store {
         t: TenantId,
         by: &Principal,
         id: Uuid,
-        change: ProgrammingKeyChange,
+        update: ProgrammingKeyChange,
     ) -> Result<ProgrammingKey> {
-        let now = self.clock.now();
-        let txn = self.begin_in(t).await?;
-        let row = scoped::<programming_keys::Entity>(&txn, t, id, true, "programming key").await?;
+        let mut change = self.change(t, by).await?;
+        let now = change.now;
+        let row =
+            scoped::<programming_keys::Entity>(&*change, t, id, true, "programming key").await?;
         let mut key = to_domain(&row)?;
         let before = key.clone();
-        if let Some(name) = change.name {
+        if let Some(name) = update.name {
             check_name("name", &name)?;
             key.name = name;
         }
-        let valid_from = change.valid_from.unwrap_or(key.valid_from);
-        let valid_until = change.valid_until.unwrap_or(key.valid_until);
+        let valid_from = update.valid_from.unwrap_or(key.valid_from);
+        let valid_until = update.valid_until.unwrap_or(key.valid_until);
         ProgrammingKey::check_validity_window(valid_from, valid_until)?;
         let window_changed = (valid_from, valid_until) != (key.valid_from, key.valid_until);
         key.valid_from = valid_from;
         key.valid_until = valid_until;
         let mut approver = ApproverRoleChange::None;
-        if let Some(roles) = change.roles {
-            let holder = holder(&txn, t, key.employee_id).await?;
+        if let Some(roles) = update.roles {
+            let holder = holder(&*change, t, key.employee_id).await?;
             approver = key.set_roles(roles, holder.as_ref())?;
         }
         let roles_changed = key.roles != before.roles;
         let (active, revocations) = apply(row, &key, now, roles_changed || window_changed)?;
-        active.update(&txn).await.db()?;
-        let mut entries = Vec::new();
+        active.update(&*change).await.db()?;
+        change.revoke(revocations);
         let changed = changes(&settings_of(&before), &settings_of(&key));
-        if changed.as_object().is_some_and(|c| !c.is_empty()) {
-            entries.push(entry(
-                "programming_key.updated",
-                &key,
-                json!({"changes": changed}),
-            ));
+        if !roles_changed || changed.as_object().is_some_and(|c| !c.is_empty()) {
+            let details = json!({"changes": changed});
+            change.record(entry(Action::ProgrammingKeyUpdated, &key, details));
         }
         if roles_changed {
-            entries.push(entry(
-                "programming_key.roles_changed",
+            change.record(entry(
+                Action::ProgrammingKeyRolesChanged,
                 &key,
                 json!({"old_roles": before.roles, "new_roles": key.roles}),
             ));
         }
-        record(&txn, t, by, now, entries).await?;
         match approver {
             ApproverRoleChange::Granted => {
-                self.tell_approver_role_changed(&txn, t, &key, true, now)
-                    .await?;
+                tell_approver_role_changed(&mut change, &key, true).await?;
             }
             ApproverRoleChange::Removed => {
-                self.tell_approver_role_changed(&txn, t, &key, false, now)
-                    .await?;
+                tell_approver_role_changed(&mut change, &key, false).await?;
             }
             ApproverRoleChange::None => {}
         }
-        self.commit_revoking(txn, &revocations).await?;
+        self.commit(change).await?;
         Ok(key)
     }
 
@@ -320,48 +291,48 @@ impl ProgrammingKeys for Store {
         id: Uuid,
         command: ProgrammingKeyCommand,
     ) -> Result<ProgrammingKey> {
-        let now = self.clock.now();
-        let txn = self.begin_in(t).await?;
-        let row = scoped::<programming_keys::Entity>(&txn, t, id, true, "programming key").await?;
+        let mut change = self.change(t, by).await?;
+        let row =
+            scoped::<programming_keys::Entity>(&*change, t, id, true, "programming key").await?;
         let mut key = to_domain(&row)?;
         let (revoke, action, details) = match command {
             ProgrammingKeyCommand::Issue { employee_id } => {
-                let employee = holder(&txn, t, Some(employee_id))
+                let employee = holder(&*change, t, Some(employee_id))
                     .await
                     .map_err(|_| Error::rule(ErrorCode::UnknownReference, "no such employee"))?
                     .ok_or_else(|| Error::rule(ErrorCode::UnknownReference, "no such employee"))?;
                 key.issue(&employee)?;
                 let details = json!({"employee_id": employee.id, "employee_name": employee.name});
-                (true, "programming_key.issued", details)
+                (true, Action::ProgrammingKeyIssued, details)
             }
             ProgrammingKeyCommand::Return => {
                 let details = json!({"employee_id": key.employee_id});
                 key.give_back()?;
-                (true, "programming_key.returned", details)
+                (true, Action::ProgrammingKeyReturned, details)
             }
             ProgrammingKeyCommand::Block => {
                 let details = json!({"was_blocked": key.blocked});
                 key.blocked = true;
-                (true, "programming_key.blocked", details)
+                (true, Action::ProgrammingKeyBlocked, details)
             }
             ProgrammingKeyCommand::Unblock => {
                 let details = json!({"was_blocked": key.blocked});
                 key.blocked = false;
-                (false, "programming_key.unblocked", details)
+                (false, Action::ProgrammingKeyUnblocked, details)
             }
         };
-        let (active, revocations) = apply(row, &key, now, revoke)?;
-        active.update(&txn).await.db()?;
-        record(&txn, t, by, now, vec![entry(action, &key, details)]).await?;
+        let (active, revocations) = apply(row, &key, change.now, revoke)?;
+        active.update(&*change).await.db()?;
+        change.revoke(revocations);
+        change.record(entry(action, &key, details));
         if matches!(
             command,
             ProgrammingKeyCommand::Return | ProgrammingKeyCommand::Block
         ) {
-            let actor = crate::history::actor_of(&txn, by).await?;
-            crate::jobs::on_programming_key_withdrawn(&txn, &actor, t, key.id, now).await?;
+            crate::jobs::on_programming_key_withdrawn(&mut change, key.id).await?;
         }
-        self.commit_revoking(txn, &revocations).await?;
-        self.signal.notify(t.0).await;
+        change.wake_agents();
+        self.commit(change).await?;
         Ok(key)
     }
 
@@ -374,33 +345,24 @@ impl ProgrammingKeys for Store {
     ) -> Result<()> {
         check_pin(pin)?;
         let hash = secrets::hash_pin(pin).await?;
-        let now = self.clock.now();
-        let txn = self.begin_in(t).await?;
-        let row = scoped::<programming_keys::Entity>(&txn, t, id, true, "programming key").await?;
+        let mut change = self.change(t, by).await?;
+        let row =
+            scoped::<programming_keys::Entity>(&*change, t, id, true, "programming key").await?;
         let key = to_domain(&row)?;
-        let (mut active, revocations) = apply(row, &key, now, true)?;
+        let (mut active, revocations) = apply(row, &key, change.now, true)?;
         active.pin_hash = Set(Some(hash));
         active.pin_one_time = Set(true);
-        active.update(&txn).await.db()?;
+        active.update(&*change).await.db()?;
+        change.revoke(revocations);
         let details = json!({"one_time": true, "by_holder": false});
-        record(
-            &txn,
-            t,
-            by,
-            now,
-            vec![entry("programming_key.pin_set", &key, details)],
-        )
-        .await?;
+        change.record(entry(Action::ProgrammingKeyPinSet, &key, details));
         if key.roles.contains(Role::Approver) {
-            let holder: Option<Employee> = holder(&txn, t, key.employee_id).await?;
-            if let Some(email) = holder.and_then(|e| e.email) {
-                let notice = Notice::PinSetByOther {
-                    programming_key_marking: key.marking.clone(),
-                };
-                let tenant = tenant_row(&txn, t).await?;
-                enqueue(&txn, &tenant, &[email], &notice, &self.public_url, now).await?;
-            }
+            let holder: Option<Employee> = holder(&*change, t, key.employee_id).await?;
+            let notice = Notice::PinSetByOther {
+                programming_key_marking: key.marking.clone(),
+            };
+            change.mail(holder.and_then(|e| e.email).into_iter().collect(), notice);
         }
-        self.commit_revoking(txn, &revocations).await
+        self.commit(change).await
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use countersign_domain::directory::KeyStatus;
-use countersign_domain::history::{Actor, NewEntry, names};
+use countersign_domain::history::{Action, NewEntry, names};
 use countersign_domain::notification::{Notice, RequestSummary};
 use countersign_domain::page::{Page, PageRequest};
 use countersign_domain::permission::{Principal, PrincipalKind};
@@ -15,8 +15,8 @@ use countersign_domain::ports::{
 use countersign_domain::role::Role;
 use countersign_domain::tenant::TenantId;
 use countersign_domain::workflow::{
-    CastDecision, DecisionOutcome, JobStatus, PendingRequest, Person, Request, RequestStatus,
-    TargetType, Verdict,
+    CastDecision, DecisionOutcome, JobEvent, JobKind, JobStatus, PendingRequest, Person, Request,
+    RequestStatus, TargetType, Verdict,
 };
 use countersign_domain::{Error, ErrorCode, Result};
 use sea_orm::{
@@ -26,27 +26,18 @@ use sea_orm::{
 use serde_json::json;
 use uuid::Uuid;
 
+use crate::change::Change;
 use crate::db::DbResult;
 use crate::entities::{
     cylinders, employees, event_log_requests as requests, keys, programming_keys,
     readout_jobs as jobs, request_decisions as decisions, tenants,
 };
-use crate::history::{actor_of, append};
-use crate::jobs::{insert_job, job_view, latest_jobs_of, set_job_status};
-use crate::mail::enqueue;
-use crate::programming_keys::to_domain as key_to_domain;
+use crate::jobs::{NewJob, insert_job, job_view, latest_jobs_of, set_job_status};
+use crate::programming_keys::to_domain as programming_key_to_domain;
 use crate::store::{Store, scoped};
 
 fn parse<T>(value: Option<T>, what: &str) -> Result<T> {
     value.ok_or_else(|| Error::Internal(anyhow::anyhow!("stored {what} is unreadable")))
-}
-
-pub(crate) async fn tenant_row(conn: &impl ConnectionTrait, t: TenantId) -> Result<tenants::Model> {
-    tenants::Entity::find_by_id(t.0)
-        .one(conn)
-        .await
-        .db()?
-        .ok_or_else(|| Error::not_found("tenant"))
 }
 
 /// The person behind a caller: the programming key and its holder, or the credential.
@@ -92,7 +83,7 @@ async fn approvers_able_to_act(
         .db()?;
     let mut approvers = Vec::new();
     for row in &keys {
-        let key = key_to_domain(row)?;
+        let key = programming_key_to_domain(row)?;
         let holder = people
             .iter()
             .find(|e| Some(e.id) == key.employee_id)
@@ -136,29 +127,25 @@ async fn requester_email(conn: &impl ConnectionTrait, r: &requests::Model) -> Re
     Ok(row.and_then(|e| e.email).into_iter().collect())
 }
 
-/// Tells the requester how their request ended, unless they ended it themselves.
+/// Tells the requester how their request ended.
 pub(crate) async fn notify_requester(
-    conn: &impl ConnectionTrait,
-    store: &Store,
-    tenant: &tenants::Model,
+    change: &mut Change,
     r: &requests::Model,
     notice: Notice,
-    now: DateTime<Utc>,
 ) -> Result<()> {
-    let to = requester_email(conn, r).await?;
-    enqueue(conn, tenant, &to, &notice, &store.public_url, now).await
+    let to = requester_email(&**change, r).await?;
+    change.mail(to, notice);
+    Ok(())
 }
 
 /// Moves a request to `status`, recording it in the history.
 pub(crate) async fn set_request_status(
-    conn: &impl ConnectionTrait,
-    actor: &Actor,
+    change: &mut Change,
     r: requests::Model,
     status: RequestStatus,
     reason: Option<String>,
-    now: DateTime<Utc>,
 ) -> Result<requests::Model> {
-    let (tenant, id, from) = (TenantId(r.tenant_id), r.id, r.status.clone());
+    let (id, from, now) = (r.id, r.status.clone(), change.now);
     let mut active: requests::ActiveModel = r.into();
     active.status = Set(status.as_str().to_owned());
     active.updated_at = Set(now);
@@ -166,21 +153,15 @@ pub(crate) async fn set_request_status(
         active.closed_at = Set(Some(now));
         active.reason = Set(reason.clone());
     }
-    let row = active.update(conn).await.db()?;
+    let row = active.update(&**change).await.db()?;
     let details = json!({"from": from, "to": status.as_str(), "reason": reason});
-    append(
-        conn,
-        tenant,
-        actor,
-        now,
-        vec![NewEntry::new(
-            "request.status_changed",
-            names::REQUEST,
-            id,
-            details,
-        )],
-    )
-    .await?;
+    change.record(NewEntry::new(
+        Action::RequestStatusChanged,
+        names::REQUEST,
+        id,
+        details,
+    ));
+    change.wake_agents();
     Ok(row)
 }
 
@@ -442,34 +423,175 @@ impl Store {
             next_cursor: rows.next_cursor,
         })
     }
+}
 
-    async fn approve_now(
-        &self,
-        conn: &impl ConnectionTrait,
-        tenant: &tenants::Model,
-        actor: &Actor,
-        r: requests::Model,
-        now: DateTime<Utc>,
-    ) -> Result<requests::Model> {
-        let target_type = parse(TargetType::parse(&r.target_type), "target type")?;
-        let row = approved_state(tenant, r, now).update(conn).await.db()?;
-        let row = set_request_status(conn, actor, row, RequestStatus::Approved, None, now).await?;
-        insert_job(
-            conn,
-            actor,
-            TenantId(tenant.id),
-            countersign_domain::workflow::JobKind::RequestReadout,
-            Some(row.id),
-            target_type,
-            row.target_id,
-            &row.target_marking,
-            JobStatus::initial(target_type),
-            None,
-            now,
-        )
-        .await?;
-        Ok(row)
+/// Approves a request: its job is created in the state its target starts in.
+async fn approve_now(
+    change: &mut Change,
+    tenant: &tenants::Model,
+    r: requests::Model,
+) -> Result<requests::Model> {
+    let target_type = parse(TargetType::parse(&r.target_type), "target type")?;
+    let row = approved_state(tenant, r, change.now)
+        .update(&**change)
+        .await
+        .db()?;
+    let row = set_request_status(change, row, RequestStatus::Approved, None).await?;
+    let new = NewJob {
+        kind: JobKind::RequestReadout,
+        request_id: Some(row.id),
+        target_type,
+        target_id: row.target_id,
+        target_marking: &row.target_marking,
+        status: JobStatus::initial(target_type),
+        device_id: None,
+    };
+    insert_job(change, new).await?;
+    Ok(row)
+}
+
+/// The approvers able to act on a new request of `requester`; fewer than the
+/// tenant requires is `no_approver_available`.
+async fn approvers_for(
+    change: &Change,
+    tenant: &tenants::Model,
+    requester: &Person,
+) -> Result<Vec<Approver>> {
+    if !tenant.approval_required {
+        return Ok(Vec::new());
     }
+    let able: Vec<Approver> = approvers_able_to_act(&**change, change.tenant, change.now)
+        .await?
+        .into_iter()
+        .filter(|a| !a.person.is_same_as(requester))
+        .collect();
+    if able.len() < tenant.approvals_required as usize {
+        return Err(Error::rule(
+            ErrorCode::NoApproverAvailable,
+            format!(
+                "{} approver(s) able to act, {} required",
+                able.len(),
+                tenant.approvals_required
+            ),
+        ));
+    }
+    Ok(able)
+}
+
+/// The new request's row, pending approval.
+fn new_request_row(
+    change: &Change,
+    tenant: &tenants::Model,
+    by: &Principal,
+    requester: &Person,
+    target: &TargetRef,
+    comment: Option<String>,
+) -> requests::ActiveModel {
+    let now = change.now;
+    requests::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        tenant_id: Set(change.tenant.0),
+        target_type: Set(target.target_type.as_str().to_owned()),
+        target_id: Set(target.id),
+        target_marking: Set(target.marking.clone()),
+        target_name: Set(target.name.clone()),
+        status: Set(RequestStatus::PendingApproval.as_str().to_owned()),
+        comment: Set(comment),
+        requested_by_kind: Set(by.kind.as_str().to_owned()),
+        requested_by_id: Set(by.id),
+        requested_by_employee_id: Set(requester.employee_id),
+        requested_by_name: Set(change.actor.name.clone()),
+        approvals_required: Set(tenant.approvals_required),
+        requested_at: Set(now),
+        approved_at: Set(None),
+        expires_at: Set(Some(
+            now + Duration::hours(i64::from(tenant.request_ttl_hours)),
+        )),
+        closed_at: Set(None),
+        reason: Set(None),
+        updated_at: Set(now),
+    }
+}
+
+/// The locked request as the domain's state machine sees it.
+async fn restore(change: &Change, row: &requests::Model) -> Result<Request> {
+    let status = parse(RequestStatus::parse(&row.status), "request status")?;
+    let cast = decisions_of(&**change, change.tenant, vec![row.id]).await?;
+    let decisions = cast
+        .iter()
+        .map(|d| {
+            Ok(CastDecision {
+                verdict: parse(Verdict::parse(&d.decision), "decision")?,
+                approver: Person {
+                    credential_id: d.programming_key_id,
+                    employee_id: Some(d.employee_id),
+                },
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Request::restore(status, || PendingRequest {
+        requester: Person {
+            credential_id: row.requested_by_id,
+            employee_id: row.requested_by_employee_id,
+        },
+        approvals_required: row.approvals_required as u8,
+        decisions,
+    }))
+}
+
+/// Stores an approver's decision; a second one by the same approver is
+/// `already_decided`.
+async fn store_decision(
+    change: &mut Change,
+    row: &requests::Model,
+    by: &Principal,
+    employee_id: Uuid,
+    verdict: Verdict,
+    comment: Option<String>,
+) -> Result<()> {
+    let name = change.actor.name.clone();
+    decisions::ActiveModel {
+        id: Set(Uuid::now_v7()),
+        tenant_id: Set(change.tenant.0),
+        request_id: Set(row.id),
+        decision: Set(verdict.as_str().to_owned()),
+        comment: Set(comment.clone()),
+        programming_key_id: Set(by.id),
+        employee_id: Set(employee_id),
+        approver_name: Set(name.clone()),
+        decided_at: Set(change.now),
+    }
+    .insert(&**change)
+    .await
+    .db()
+    .map_err(|e| match e.code() {
+        ErrorCode::AlreadyExists => Error::rule(
+            ErrorCode::AlreadyDecided,
+            "you have already decided on this request",
+        ),
+        _ => e,
+    })?;
+    let details = json!({
+        "verdict": verdict.as_str(),
+        "comment": comment,
+        "approver": {"employee_id": employee_id, "programming_key_id": by.id, "name": name},
+    });
+    change.record(NewEntry::new(
+        Action::RequestDecided,
+        names::REQUEST,
+        row.id,
+        details,
+    ));
+    Ok(())
+}
+
+/// The e-mail of the holder of a programming key, if any.
+async fn holder_email(conn: &impl ConnectionTrait, employee: Option<Uuid>) -> Result<Vec<String>> {
+    let Some(id) = employee else {
+        return Ok(Vec::new());
+    };
+    let row = employees::Entity::find_by_id(id).one(conn).await.db()?;
+    Ok(row.and_then(|e| e.email).into_iter().collect())
 }
 
 #[async_trait::async_trait]
@@ -482,112 +604,44 @@ impl Requests for Store {
         target_id: Uuid,
         comment: Option<String>,
     ) -> Result<RequestView> {
-        let now = self.clock.now();
-        let txn = self.begin_in(t).await?;
-        let tenant = tenant_row(&txn, t).await?;
-        let target = load_target(&txn, t, target_type, target_id).await?;
-        let actor = actor_of(&txn, by).await?;
-        let requester = person_of(&txn, by).await?;
-        let approvers: Vec<Approver> = if tenant.approval_required {
-            let able = approvers_able_to_act(&txn, t, now).await?;
-            let able: Vec<Approver> = able
-                .into_iter()
-                .filter(|a| !a.person.is_same_as(&requester))
-                .collect();
-            if able.len() < tenant.approvals_required as usize {
-                return Err(Error::rule(
-                    ErrorCode::NoApproverAvailable,
-                    format!(
-                        "{} approver(s) able to act, {} required",
-                        able.len(),
-                        tenant.approvals_required
-                    ),
-                ));
-            }
-            able
-        } else {
-            Vec::new()
-        };
-        let row = requests::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            tenant_id: Set(t.0),
-            target_type: Set(target_type.as_str().to_owned()),
-            target_id: Set(target.id),
-            target_marking: Set(target.marking.clone()),
-            target_name: Set(target.name.clone()),
-            status: Set(RequestStatus::PendingApproval.as_str().to_owned()),
-            comment: Set(comment.clone()),
-            requested_by_kind: Set(by.kind.as_str().to_owned()),
-            requested_by_id: Set(by.id),
-            requested_by_employee_id: Set(requester.employee_id),
-            requested_by_name: Set(actor.name.clone()),
-            approvals_required: Set(tenant.approvals_required),
-            requested_at: Set(now),
-            approved_at: Set(None),
-            expires_at: Set(Some(
-                now + Duration::hours(i64::from(tenant.request_ttl_hours)),
-            )),
-            closed_at: Set(None),
-            reason: Set(None),
-            updated_at: Set(now),
-        }
-        .insert(&txn)
-        .await
-        .db()
-        .map_err(open_request_conflict)?;
+        let mut change = self.change(t, by).await?;
+        let tenant = crate::tenants::row(&*change, t).await?;
+        let target = load_target(&*change, t, target_type, target_id).await?;
+        let requester = person_of(&*change, by).await?;
+        let approvers = approvers_for(&change, &tenant, &requester).await?;
+        let row = new_request_row(&change, &tenant, by, &requester, &target, comment.clone())
+            .insert(&*change)
+            .await
+            .db()
+            .map_err(open_request_conflict)?;
         let details = json!({
             "target": {"type": target_type.as_str(), "id": target.id, "marking": target.marking, "name": target.name},
             "comment": comment,
             "approval_required": tenant.approval_required,
             "approvals_required": tenant.approvals_required,
         });
-        append(
-            &txn,
-            t,
-            &actor,
-            now,
-            vec![NewEntry::new(
-                "request.created",
-                names::REQUEST,
-                row.id,
-                details,
-            )],
-        )
-        .await?;
+        change.record(NewEntry::new(
+            Action::RequestCreated,
+            names::REQUEST,
+            row.id,
+            details,
+        ));
         if tenant.approval_required {
-            let to: Vec<String> = approvers.into_iter().map(|a| a.email).collect();
-            enqueue(
-                &txn,
-                &tenant,
-                &to,
-                &Notice::ApprovalRequested {
-                    request: summary_of(&row)?,
-                },
-                &self.public_url,
-                now,
-            )
-            .await?;
+            let to = approvers.into_iter().map(|a| a.email).collect();
+            let request = summary_of(&row)?;
+            change.mail(to, Notice::ApprovalRequested { request });
         } else {
             let note = json!({"approval": "no approval required"});
-            append(
-                &txn,
-                t,
-                &actor,
-                now,
-                vec![NewEntry::new(
-                    "request.auto_approved",
-                    names::REQUEST,
-                    row.id,
-                    note,
-                )],
-            )
-            .await?;
-            self.approve_now(&txn, &tenant, &actor, row.clone(), now)
-                .await?;
+            change.record(NewEntry::new(
+                Action::RequestAutoApproved,
+                names::REQUEST,
+                row.id,
+                note,
+            ));
+            approve_now(&mut change, &tenant, row.clone()).await?;
         }
-        let view = view_of(&txn, t, row.id).await?;
-        txn.commit().await.db()?;
-        self.signal.notify(t.0).await;
+        let view = view_of(&*change, t, row.id).await?;
+        self.commit(change).await?;
         Ok(view)
     }
 
@@ -633,109 +687,47 @@ impl Requests for Store {
         verdict: Verdict,
         comment: Option<String>,
     ) -> Result<RequestView> {
-        let now = self.clock.now();
-        let txn = self.begin_in(t).await?;
-        let row = lock_request(&txn, t, id).await?;
-        let tenant = tenant_row(&txn, t).await?;
-        let approver = person_of(&txn, by).await?;
-        let status = parse(RequestStatus::parse(&row.status), "request status")?;
-        let cast = decisions_of(&txn, t, vec![row.id]).await?;
-        let pending = Request::restore(status, || PendingRequest {
-            requester: Person {
-                credential_id: row.requested_by_id,
-                employee_id: row.requested_by_employee_id,
-            },
-            approvals_required: row.approvals_required as u8,
-            decisions: cast
-                .iter()
-                .filter_map(|d| {
-                    Some(CastDecision {
-                        verdict: Verdict::parse(&d.decision)?,
-                        approver: Person {
-                            credential_id: d.programming_key_id,
-                            employee_id: Some(d.employee_id),
-                        },
-                    })
-                })
-                .collect(),
-        })
-        .into_pending()?;
-        let outcome = pending.decide(approver, verdict)?;
+        let mut change = self.change(t, by).await?;
+        let row = lock_request(&*change, t, id).await?;
+        let tenant = crate::tenants::row(&*change, t).await?;
+        let approver = person_of(&*change, by).await?;
+        let outcome = restore(&change, &row)
+            .await?
+            .into_pending()?
+            .decide(approver, verdict)?;
         let employee_id = approver.employee_id.ok_or_else(|| {
             Error::rule(
                 ErrorCode::Forbidden,
                 "only a person with a programming key decides",
             )
         })?;
-        let able = approvers_able_to_act(&txn, t, now).await?;
+        let able = approvers_able_to_act(&*change, t, change.now).await?;
         if !able.iter().any(|a| a.person.credential_id == by.id) {
             return Err(Error::rule(
                 ErrorCode::Forbidden,
                 "an approver acts only while their key is issued, valid and unblocked and its holder has an e-mail address",
             ));
         }
-        let actor = actor_of(&txn, by).await?;
-        decisions::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            tenant_id: Set(t.0),
-            request_id: Set(row.id),
-            decision: Set(verdict.as_str().to_owned()),
-            comment: Set(comment.clone()),
-            programming_key_id: Set(by.id),
-            employee_id: Set(employee_id),
-            approver_name: Set(actor.name.clone()),
-            decided_at: Set(now),
-        }
-        .insert(&txn)
-        .await
-        .db()
-        .map_err(|e| match e.code() {
-            ErrorCode::AlreadyExists => Error::rule(
-                ErrorCode::AlreadyDecided,
-                "you have already decided on this request",
-            ),
-            _ => e,
-        })?;
-        let details = json!({
-            "verdict": verdict.as_str(),
-            "comment": comment,
-            "approver": {"employee_id": employee_id, "programming_key_id": by.id, "name": actor.name},
-        });
-        append(
-            &txn,
-            t,
-            &actor,
-            now,
-            vec![NewEntry::new(
-                "request.decided",
-                names::REQUEST,
-                row.id,
-                details,
-            )],
-        )
-        .await?;
+        store_decision(&mut change, &row, by, employee_id, verdict, comment.clone()).await?;
         let request = summary_of(&row)?;
         let ended = match outcome {
             DecisionOutcome::StillPending(_) => None,
-            DecisionOutcome::Approved(_) => {
-                Some(self.approve_now(&txn, &tenant, &actor, row, now).await?)
+            DecisionOutcome::Approved(_) => Some(approve_now(&mut change, &tenant, row).await?),
+            DecisionOutcome::Rejected => {
+                Some(set_request_status(&mut change, row, RequestStatus::Rejected, None).await?)
             }
-            DecisionOutcome::Rejected => Some(
-                set_request_status(&txn, &actor, row, RequestStatus::Rejected, None, now).await?,
-            ),
         };
         if let Some(row) = ended {
             let notice = Notice::RequestDecided {
                 request,
                 verdict,
-                approver: actor.name.clone(),
+                approver: change.actor.name.clone(),
                 comment,
             };
-            notify_requester(&txn, self, &tenant, &row, notice, now).await?;
+            notify_requester(&mut change, &row, notice).await?;
         }
-        let view = view_of(&txn, t, id).await?;
-        txn.commit().await.db()?;
-        self.signal.notify(t.0).await;
+        let view = view_of(&*change, t, id).await?;
+        self.commit(change).await?;
         Ok(view)
     }
 
@@ -746,14 +738,11 @@ impl Requests for Store {
         id: Uuid,
         reason: Option<String>,
     ) -> Result<RequestView> {
-        let now = self.clock.now();
-        let txn = self.begin_in(t).await?;
-        let row = lock_request(&txn, t, id).await?;
-        let actor = actor_of(&txn, by).await?;
-        cancel_locked(&txn, &actor, row, reason, now).await?;
-        let view = view_of(&txn, t, id).await?;
-        txn.commit().await.db()?;
-        self.signal.notify(t.0).await;
+        let mut change = self.change(t, by).await?;
+        let row = lock_request(&*change, t, id).await?;
+        cancel_locked(&mut change, row, reason).await?;
+        let view = view_of(&*change, t, id).await?;
+        self.commit(change).await?;
         Ok(view)
     }
 
@@ -764,9 +753,8 @@ impl Requests for Store {
         id: Uuid,
         programming_key_id: Uuid,
     ) -> Result<RequestView> {
-        let now = self.clock.now();
-        let txn = self.begin_in(t).await?;
-        let row = lock_request(&txn, t, id).await?;
+        let mut change = self.change(t, by).await?;
+        let row = lock_request(&*change, t, id).await?;
         if row.status != RequestStatus::Approved.as_str()
             || row.target_type != TargetType::Cylinder.as_str()
         {
@@ -776,120 +764,74 @@ impl Requests for Store {
             ));
         }
         let key_row = crate::keys::referenced::<programming_keys::Entity>(
-            &txn,
+            &*change,
             t,
             programming_key_id,
             "programming key",
         )
         .await?;
-        let key = key_to_domain(&key_row)?;
+        let key = programming_key_to_domain(&key_row)?;
         if !key.roles.contains(Role::CylinderProgrammer) {
             return Err(Error::rule(
                 ErrorCode::InvalidRole,
                 "the programming key lacks the cylinder_programmer role",
             ));
         }
-        if key.login_refusal(now).is_some() {
+        if key.login_refusal(change.now).is_some() {
             return Err(Error::rule(
                 ErrorCode::ValidationFailed,
                 "the programming key must be issued, valid and not blocked",
             ));
         }
-        let job = latest_jobs_of(&txn, t, vec![row.id])
+        let job = latest_jobs_of(&*change, t, vec![row.id])
             .await?
             .pop()
             .ok_or_else(|| Error::not_found("readout job"))?;
-        let actor = actor_of(&txn, by).await?;
         let details = json!({"programming_key_id": key.id, "programming_key_marking": key.marking});
         set_job_status(
-            &txn,
-            &actor,
+            &mut change,
             job,
-            countersign_domain::workflow::JobEvent::Transfer,
+            JobEvent::Transfer,
             Some(Some(key.id)),
             details,
-            now,
         )
         .await?;
-        let tenant = tenant_row(&txn, t).await?;
-        let holder = match key.employee_id {
-            Some(e) => employees::Entity::find_by_id(e)
-                .one(&txn)
-                .await
-                .db()?
-                .and_then(|e| e.email),
-            None => None,
-        };
+        let holder = holder_email(&*change, key.employee_id).await?;
         let notice = Notice::JobTransferred {
             request: summary_of(&row)?,
             programming_key_marking: key.marking,
         };
-        enqueue(
-            &txn,
-            &tenant,
-            &holder.into_iter().collect::<Vec<_>>(),
-            &notice,
-            &self.public_url,
-            now,
-        )
-        .await?;
-        let view = view_of(&txn, t, id).await?;
-        txn.commit().await.db()?;
-        self.signal.notify(t.0).await;
+        change.mail(holder, notice);
+        let view = view_of(&*change, t, id).await?;
+        self.commit(change).await?;
         Ok(view)
     }
 }
 
 /// Cancels a locked request and its job; refused while the job is under way.
 pub(crate) async fn cancel_locked(
-    conn: &impl ConnectionTrait,
-    actor: &Actor,
+    change: &mut Change,
     row: requests::Model,
     reason: Option<String>,
-    now: DateTime<Utc>,
 ) -> Result<requests::Model> {
-    let status = parse(RequestStatus::parse(&row.status), "request status")?;
-    let job = latest_jobs_of(conn, TenantId(row.tenant_id), vec![row.id])
+    let job = latest_jobs_of(&**change, change.tenant, vec![row.id])
         .await?
         .pop();
     let job_status = job.as_ref().and_then(|j| JobStatus::parse(&j.status));
     let busy = job_status.is_some_and(JobStatus::is_busy);
-    let status = Request::restore(status, || PendingRequest {
-        requester: Person {
-            credential_id: row.requested_by_id,
-            employee_id: None,
-        },
-        approvals_required: 1,
-        decisions: vec![],
-    })
-    .cancel(busy)?;
+    let status = restore(change, &row).await?.cancel(busy)?;
     if let Some(job) = job.filter(|_| job_status.is_some_and(|s| !s.is_terminal())) {
-        set_job_status(
-            conn,
-            actor,
-            job,
-            countersign_domain::workflow::JobEvent::Cancel,
-            None,
-            json!({"reason": reason}),
-            now,
-        )
-        .await?;
+        let details = json!({"reason": reason});
+        set_job_status(change, job, JobEvent::Cancel, None, details).await?;
     }
-    set_request_status(conn, actor, row, status, reason, now).await
+    set_request_status(change, row, status, reason).await
 }
 
 /// A user key was returned: its open request is cancelled (`target_returned`)
 /// unless the readout is under way, and the requester is told.
-pub(crate) async fn on_key_returned(
-    conn: &impl ConnectionTrait,
-    store: &Store,
-    actor: &Actor,
-    t: TenantId,
-    key_id: Uuid,
-    now: DateTime<Utc>,
-) -> Result<()> {
+pub(crate) async fn on_key_returned(change: &mut Change, key_id: Uuid) -> Result<()> {
     let open = requests::Entity::find()
-        .filter(requests::Column::TenantId.eq(t.0))
+        .filter(requests::Column::TenantId.eq(change.tenant.0))
         .filter(requests::Column::TargetType.eq(TargetType::Key.as_str()))
         .filter(requests::Column::TargetId.eq(key_id))
         .filter(requests::Column::Status.is_in([
@@ -897,20 +839,19 @@ pub(crate) async fn on_key_returned(
             RequestStatus::Approved.as_str(),
         ]))
         .lock_exclusive()
-        .all(conn)
+        .all(&**change)
         .await
         .db()?;
-    let tenant = tenant_row(conn, t).await?;
     for row in open {
         let request = summary_of(&row)?;
         let reason = Some("target_returned".to_owned());
-        if let Ok(row) = cancel_locked(conn, actor, row, reason.clone(), now).await {
+        if let Ok(row) = cancel_locked(change, row, reason.clone()).await {
             let notice = Notice::RequestEnded {
                 request,
                 status: RequestStatus::Cancelled,
                 reason,
             };
-            notify_requester(conn, store, &tenant, &row, notice, now).await?;
+            notify_requester(change, &row, notice).await?;
         }
     }
     Ok(())

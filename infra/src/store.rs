@@ -10,12 +10,13 @@ use countersign_domain::tenant::TenantId;
 use countersign_domain::{Error, Result};
 use sea_orm::{
     ColumnTrait, ConnectionTrait, DatabaseConnection, DatabaseTransaction, DbBackend, EntityTrait,
-    QueryFilter, QueryOrder, QuerySelect, Statement, TransactionTrait,
+    QueryFilter, QueryOrder, QuerySelect, SqliteTransactionMode, Statement, TransactionOptions,
+    TransactionTrait,
 };
 use uuid::Uuid;
 
 use crate::db::DbResult;
-use crate::revocation::{Revocation, RevocationList};
+use crate::revocation::RevocationList;
 use crate::signing::HistorySigner;
 
 pub struct Store {
@@ -84,18 +85,6 @@ impl Store {
     pub async fn begin_in(&self, t: TenantId) -> Result<DatabaseTransaction> {
         tenant_transaction(&self.db, t).await
     }
-
-    /// Records revocations in the transaction, commits, then tells the cache.
-    pub(crate) async fn commit_revoking(
-        &self,
-        txn: sea_orm::DatabaseTransaction,
-        entries: &[Revocation],
-    ) -> Result<()> {
-        self.revocations.record(&txn, entries).await?;
-        txn.commit().await.db()?;
-        self.revocations.publish(entries).await;
-        Ok(())
-    }
 }
 
 /// The setting row-level security reads on PostgreSQL: the one tenant whose
@@ -108,6 +97,23 @@ pub async fn tenant_transaction(
     t: TenantId,
 ) -> Result<DatabaseTransaction> {
     transaction_with(db, TENANT_SETTING, &t.0.to_string()).await
+}
+
+/// Begins a transaction on `db` that changes tenant `t`'s rows. SQLite takes
+/// its write lock at once: a transaction that first reads and then writes
+/// could otherwise not wait for another writer, only fail.
+pub(crate) async fn tenant_change_transaction(
+    db: &DatabaseConnection,
+    t: TenantId,
+) -> Result<DatabaseTransaction> {
+    if db.get_database_backend() != DbBackend::Sqlite {
+        return tenant_transaction(db, t).await;
+    }
+    let options = TransactionOptions {
+        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        ..TransactionOptions::default()
+    };
+    db.begin_with_options(options).await.db()
 }
 
 /// Begins a transaction on `db` with the setting `name` (a `countersign.*`

@@ -16,10 +16,12 @@ use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Tr
 use serde_json::json;
 use uuid::Uuid;
 
+use crate::agent_work::{release_expired_leases, tenants_with_expired_leases};
+use crate::change::Change;
 use crate::db::DbResult;
 use crate::entities::event_log_requests as requests;
 use crate::jobs::{latest_jobs, set_job_status};
-use crate::requests::{notify_requester, set_request_status, summary_of, tenant_row};
+use crate::requests::{notify_requester, set_request_status, summary_of};
 use crate::store::Store;
 
 const BATCH: u64 = 200;
@@ -42,49 +44,48 @@ impl Store {
         else {
             return Ok(false);
         };
-        let status = RequestStatus::parse(&row.status).unwrap_or(RequestStatus::Expired);
-        let job = latest_jobs(&txn, vec![row.id]).await?.pop();
-        let job_status = job.as_ref().and_then(|j| JobStatus::parse(&j.status));
-        let pending = || PendingRequest {
-            requester: Person {
-                credential_id: row.requested_by_id,
-                employee_id: None,
-            },
-            approvals_required: 1,
-            decisions: vec![],
-        };
-        let Some(expired) =
-            Request::restore(status, pending).expire(job_status.is_some_and(JobStatus::is_busy))
-        else {
+        let mut change = Change::over(txn, TenantId(row.tenant_id), Actor::system(), now);
+        if !expire_locked(&mut change, row).await? {
             return Ok(false);
-        };
-        let actor = Actor::system();
-        if let Some(job) = job.filter(|_| job_status.is_some_and(|s| !s.is_terminal())) {
-            set_job_status(
-                &txn,
-                &actor,
-                job,
-                JobEvent::Expire,
-                None,
-                json!({"reason": "request expired"}),
-                now,
-            )
-            .await?;
         }
-        let request = summary_of(&row)?;
-        let tenant = tenant_row(&txn, TenantId(row.tenant_id)).await?;
-        let row =
-            set_request_status(&txn, &actor, row, expired, Some("expired".into()), now).await?;
-        let notice = Notice::RequestEnded {
-            request,
-            status: expired,
-            reason: Some("expired".into()),
-        };
-        notify_requester(&txn, self, &tenant, &row, notice, now).await?;
-        txn.commit().await.db()?;
-        self.signal.notify(row.tenant_id).await;
+        self.commit(change).await?;
         Ok(true)
     }
+}
+
+/// Expires a locked request that is due, and its job, and tells the
+/// requester; `false` while its readout is under way.
+pub(crate) async fn expire_locked(change: &mut Change, row: requests::Model) -> Result<bool> {
+    let status = RequestStatus::parse(&row.status).unwrap_or(RequestStatus::Expired);
+    let job = latest_jobs(&**change, vec![row.id]).await?.pop();
+    let job_status = job.as_ref().and_then(|j| JobStatus::parse(&j.status));
+    let pending = || PendingRequest {
+        requester: Person {
+            credential_id: row.requested_by_id,
+            employee_id: row.requested_by_employee_id,
+        },
+        approvals_required: row.approvals_required as u8,
+        decisions: vec![],
+    };
+    let Some(expired) =
+        Request::restore(status, pending).expire(job_status.is_some_and(JobStatus::is_busy))
+    else {
+        return Ok(false);
+    };
+    if let Some(job) = job.filter(|_| job_status.is_some_and(|s| !s.is_terminal())) {
+        let details = json!({"reason": "request expired"});
+        set_job_status(change, job, JobEvent::Expire, None, details).await?;
+    }
+    let request = summary_of(&row)?;
+    let reason = Some("expired".to_owned());
+    let row = set_request_status(change, row, expired, reason.clone()).await?;
+    let notice = Notice::RequestEnded {
+        request,
+        status: expired,
+        reason,
+    };
+    notify_requester(change, &row, notice).await?;
+    Ok(true)
 }
 
 #[async_trait::async_trait]
@@ -105,11 +106,11 @@ impl Sweeper for Store {
             .await
             .db()?;
         let mut report = SweepReport::default();
-        let txn = self.all_tenants.begin().await.db()?;
-        let released = crate::agent_work::release_expired_leases(&txn, None, now).await?;
-        txn.commit().await.db()?;
-        for tenant in released {
-            self.signal.notify(tenant).await;
+        for tenant in tenants_with_expired_leases(&self.all_tenants, now).await? {
+            let txn = self.all_tenants.begin().await.db()?;
+            let mut change = Change::over(txn, TenantId(tenant), Actor::system(), now);
+            release_expired_leases(&mut change).await?;
+            self.commit_if_recorded(change).await?;
         }
         for id in due {
             if self.expire_request(id, now).await? {

@@ -1,6 +1,6 @@
 //! Tenants: provisioning with the first super administrator, listing, changes.
 
-use countersign_domain::history::{NewEntry, names};
+use countersign_domain::history::{Action, NewEntry, names};
 use countersign_domain::page::{Page, PageRequest};
 use countersign_domain::ports::{NewTenant, ProvisionedTenant, Tenants};
 use countersign_domain::role::{Role, RoleSet};
@@ -16,7 +16,7 @@ use uuid::Uuid;
 
 use crate::db::DbResult;
 use crate::entities::{employees, programming_keys, tenants};
-use crate::history::{append, changes, operator_actor};
+use crate::history::{changes, operator_actor};
 use crate::revocation::Revocation;
 use crate::secrets;
 use crate::store::Store;
@@ -95,7 +95,8 @@ impl Tenants for Store {
         let initial_pin = secrets::new_pin();
         let pin_hash = secrets::hash_pin(&initial_pin).await?;
         let s = &tenant.settings;
-        let txn = self.begin_in(id).await?;
+        let mut change = self.change_as(id, operator_actor()).await?;
+        let now = change.now;
         tenants::ActiveModel {
             id: Set(id.0),
             slug: Set(tenant.slug.clone()),
@@ -112,7 +113,7 @@ impl Tenants for Store {
             created_at: Set(now),
             updated_at: Set(now),
         }
-        .insert(&txn)
+        .insert(&*change)
         .await
         .db()?;
         let employee_id = Uuid::now_v7();
@@ -124,7 +125,7 @@ impl Tenants for Store {
             created_at: Set(now),
             updated_at: Set(now),
         }
-        .insert(&txn)
+        .insert(&*change)
         .await
         .db()?;
         let roles = RoleSet::from_iter([Role::SuperAdministrator]);
@@ -147,31 +148,28 @@ impl Tenants for Store {
             created_at: Set(now),
             updated_at: Set(now),
         }
-        .insert(&txn)
+        .insert(&*change)
         .await
         .db()?;
-        let entries = vec![
-            NewEntry::new(
-                "tenant.provisioned",
-                names::TENANT,
-                id.0,
-                json!({"slug": tenant.slug, "settings": settings_of(&tenant)}),
-            ),
-            NewEntry::new(
-                "programming_key.created",
-                names::PROGRAMMING_KEY,
-                key_id,
-                json!({
-                    "marking": marking,
-                    "roles": roles,
-                    "status": "issued",
-                    "employee_id": employee_id,
-                    "one_time_pin": true,
-                }),
-            ),
-        ];
-        append(&txn, id, &operator_actor(), now, entries).await?;
-        txn.commit().await.db()?;
+        change.record(NewEntry::new(
+            Action::TenantProvisioned,
+            names::TENANT,
+            id.0,
+            json!({"slug": tenant.slug, "settings": settings_of(&tenant)}),
+        ));
+        change.record(NewEntry::new(
+            Action::ProgrammingKeyCreated,
+            names::PROGRAMMING_KEY,
+            key_id,
+            json!({
+                "marking": marking,
+                "roles": roles,
+                "status": "issued",
+                "employee_id": employee_id,
+                "one_time_pin": true,
+            }),
+        ));
+        self.commit(change).await?;
         Ok(ProvisionedTenant {
             tenant,
             initial_pin,
@@ -207,11 +205,11 @@ impl Tenants for Store {
     }
 
     async fn update_tenant(&self, id: TenantId, change: TenantChange) -> Result<Tenant> {
-        let now = self.clock.now();
-        let txn = self.begin_in(id).await?;
+        let mut txn = self.change_as(id, operator_actor()).await?;
+        let now = txn.now;
         let row = tenants::Entity::find_by_id(id.0)
             .lock_exclusive()
-            .one(&txn)
+            .one(&*txn)
             .await
             .db()?
             .ok_or_else(|| Error::not_found("tenant"))?;
@@ -230,25 +228,33 @@ impl Tenants for Store {
         active.execution_ttl_hours = Set(s.execution_ttl_hours as i32);
         active.status = Set(status_str(s.status).to_owned());
         active.updated_at = Set(now);
-        let mut revocations = Vec::new();
         if suspended {
             active.token_generation = Set(generation + 1);
-            revocations.push(Revocation::tenant(id.0, generation + 1, now));
+            txn.revoke([Revocation::tenant(id.0, generation + 1, now)]);
         }
-        active.update(&txn).await.db()?;
+        active.update(&*txn).await.db()?;
         let changed = changes(&before, &settings_of(&tenant));
-        if changed.as_object().is_some_and(|c| !c.is_empty()) {
-            let entry = NewEntry::new(
-                "tenant.updated",
-                names::TENANT,
-                id.0,
-                json!({"changes": changed}),
-            );
-            append(&txn, id, &operator_actor(), now, vec![entry]).await?;
-        }
-        self.commit_revoking(txn, &revocations).await?;
+        txn.record(NewEntry::new(
+            Action::TenantUpdated,
+            names::TENANT,
+            id.0,
+            json!({"changes": changed}),
+        ));
+        self.commit(txn).await?;
         Ok(tenant)
     }
+}
+
+/// The tenant's row.
+pub(crate) async fn row(
+    conn: &impl sea_orm::ConnectionTrait,
+    t: TenantId,
+) -> Result<tenants::Model> {
+    tenants::Entity::find_by_id(t.0)
+        .one(conn)
+        .await
+        .db()?
+        .ok_or_else(|| Error::not_found("tenant"))
 }
 
 /// Looks a tenant up by slug, for logins.

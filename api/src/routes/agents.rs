@@ -95,7 +95,10 @@ pub async fn create_agent(
     body: Valid<AgentIn>,
 ) -> Result<HttpResponse, ApiError> {
     let t = caller.principal.tenant_for(Action::ManageAgents)?;
-    let created = state.store.create_agent(t, body.into_inner().name).await?;
+    let created = state
+        .store
+        .create_agent(t, &caller.principal, body.into_inner().name)
+        .await?;
     Ok(HttpResponse::Created().json(AgentSecretOut::from(created)))
 }
 
@@ -184,6 +187,10 @@ pub async fn set_agent_devices(
     let t = caller.principal.tenant_for(Action::ManageAgents)?;
     let devices = body.into_inner().device_ids;
     Ok(web::Json(
-        state.store.set_agent_devices(t, *id, devices).await?.into(),
+        state
+            .store
+            .set_agent_devices(t, &caller.principal, *id, devices)
+            .await?
+            .into(),
     ))
 }

@@ -85,7 +85,7 @@ pub async fn create_employee(
     let body = body.into_inner();
     let employee = state
         .store
-        .create_employee(t, body.name, body.email)
+        .create_employee(t, &caller.principal, body.name, body.email)
         .await?;
     Ok(HttpResponse::Created().json(EmployeeOut::from(employee)))
 }
@@ -154,6 +154,10 @@ pub async fn update_employee(
         email: body.email,
     };
     Ok(web::Json(
-        state.store.update_employee(t, *id, change).await?.into(),
+        state
+            .store
+            .update_employee(t, &caller.principal, *id, change)
+            .await?
+            .into(),
     ))
 }

@@ -162,6 +162,9 @@ pub async fn import(
     body: Valid<ImportIn>,
 ) -> Result<web::Json<ImportReportOut>, ApiError> {
     let t = caller.principal.tenant_for(Action::Import)?;
-    let report = state.store.import(t, batch(body.into_inner())).await?;
+    let report = state
+        .store
+        .import(t, &caller.principal, batch(body.into_inner()))
+        .await?;
     Ok(web::Json(report.into()))
 }

@@ -221,7 +221,10 @@ pub async fn create_key_group(
 ) -> Result<HttpResponse, ApiError> {
     let t = caller.principal.tenant_for(Action::ManageInventory)?;
     let b = body.into_inner();
-    let group = state.store.create_key_group(t, b.marking, b.name).await?;
+    let group = state
+        .store
+        .create_key_group(t, &caller.principal, b.marking, b.name)
+        .await?;
     Ok(HttpResponse::Created().json(KeyGroupOut::from(group)))
 }
 
@@ -284,7 +287,12 @@ pub async fn update_key_group(
 ) -> Result<web::Json<KeyGroupOut>, ApiError> {
     let t = caller.principal.tenant_for(Action::ManageInventory)?;
     let group = match body.into_inner().name {
-        Some(name) => state.store.rename_key_group(t, *id, name).await?,
+        Some(name) => {
+            state
+                .store
+                .rename_key_group(t, &caller.principal, *id, name)
+                .await?
+        }
         None => state.store.get_key_group(t, *id).await?,
     };
     Ok(web::Json(group.into()))
@@ -312,7 +320,7 @@ pub async fn create_cylinder(
     let t = caller.principal.tenant_for(Action::ManageInventory)?;
     let cylinder = state
         .store
-        .create_cylinder(t, body.into_inner().into())
+        .create_cylinder(t, &caller.principal, body.into_inner().into())
         .await?;
     Ok(HttpResponse::Created().json(CylinderOut::from(cylinder)))
 }
@@ -381,7 +389,11 @@ pub async fn update_cylinder(
         location: b.location,
     };
     Ok(web::Json(
-        state.store.update_cylinder(t, *id, change).await?.into(),
+        state
+            .store
+            .update_cylinder(t, &caller.principal, *id, change)
+            .await?
+            .into(),
     ))
 }
 
@@ -407,7 +419,7 @@ pub async fn create_remote_device(
     let t = caller.principal.tenant_for(Action::ManageInventory)?;
     let device = state
         .store
-        .create_remote_device(t, body.into_inner().into())
+        .create_remote_device(t, &caller.principal, body.into_inner().into())
         .await?;
     Ok(HttpResponse::Created().json(RemoteDeviceOut::from(device)))
 }
@@ -473,7 +485,12 @@ pub async fn update_remote_device(
 ) -> Result<web::Json<RemoteDeviceOut>, ApiError> {
     let t = caller.principal.tenant_for(Action::ManageInventory)?;
     let device = match body.into_inner().name {
-        Some(name) => state.store.rename_remote_device(t, *id, name).await?,
+        Some(name) => {
+            state
+                .store
+                .rename_remote_device(t, &caller.principal, *id, name)
+                .await?
+        }
         None => state.store.get_remote_device(t, *id).await?,
     };
     Ok(web::Json(device.into()))

@@ -220,6 +220,7 @@ async fn actions_appear_in_order_with_their_actor(app: TestApp) {
             "api_key.created",
             "auth.login",
             "api_key.deleted",
+            "agent.created",
             "agent.secret_rotated",
         ]
     );
@@ -583,7 +584,156 @@ async fn heads_are_signed_once_and_only_the_configured_key_counts(app: TestApp) 
     );
 }
 
+/// The entries of `action` whose subject is `id`, each with its actor's id.
+fn entries_of<'a>(items: &'a [Value], action: &str, id: &str) -> Vec<&'a Value> {
+    items
+        .iter()
+        .filter(|i| i["action"] == action && i["subject"]["id"] == id)
+        .collect()
+}
+
+async fn every_directory_and_inventory_change_names_its_actor(app: TestApp) {
+    let tenant = app.tenant("dirhist", true).await;
+    let admin = tenant.admin.as_str();
+    let admin_key = me(&app, admin).await.to_string();
+    let employee = app
+        .post(
+            "/v1/employees",
+            admin,
+            json!({"name": "Ada", "email": "ada@dirhist.example"}),
+        )
+        .await
+        .assert(201);
+    let employee_id = employee["id"].as_str().unwrap();
+    app.patch(
+        &format!("/v1/employees/{employee_id}"),
+        admin,
+        json!({"email": "ada@elsewhere.example"}),
+    )
+    .await
+    .assert(200);
+    let group = app
+        .post(
+            "/v1/key-groups",
+            admin,
+            json!({"marking": "G-1", "name": "Group"}),
+        )
+        .await
+        .assert(201);
+    let group_id = group["id"].as_str().unwrap();
+    app.patch(
+        &format!("/v1/key-groups/{group_id}"),
+        admin,
+        json!({"name": "Staff"}),
+    )
+    .await
+    .assert(200);
+    let cylinder = app
+        .post(
+            "/v1/cylinders",
+            admin,
+            json!({"marking": "C-1", "name": "Door"}),
+        )
+        .await
+        .assert(201);
+    let cylinder_id = cylinder["id"].as_str().unwrap();
+    app.patch(
+        &format!("/v1/cylinders/{cylinder_id}"),
+        admin,
+        json!({"name": "Front door"}),
+    )
+    .await
+    .assert(200);
+    let device = app
+        .post(
+            "/v1/remote-devices",
+            admin,
+            json!({"name": "Wall unit", "kind": "remote_unit", "serial": "RU-1"}),
+        )
+        .await
+        .assert(201);
+    let device_id = device["id"].as_str().unwrap();
+    app.patch(
+        &format!("/v1/remote-devices/{device_id}"),
+        admin,
+        json!({"name": "Lobby"}),
+    )
+    .await
+    .assert(200);
+    let agent = app
+        .post("/v1/agents", admin, json!({"name": "Site"}))
+        .await
+        .assert(201);
+    let agent_id = agent["agent"]["id"].as_str().unwrap();
+    app.call(
+        Method::PUT,
+        &format!("/v1/agents/{agent_id}/devices"),
+        Some(admin),
+        Some(json!({"device_ids": [device_id]})),
+    )
+    .await
+    .assert(200);
+    let import = app
+        .post(
+            "/v1/imports",
+            admin,
+            json!({"cylinders": [{"marking": "C-9", "name": "Imported"}, {"marking": "C-1", "name": "Again"}]}),
+        )
+        .await
+        .assert(200);
+    assert_eq!(import["cylinders"]["created"], json!(["C-9"]));
+
+    let items = all_history(&app, admin, "").await;
+    let employee_changes = entries_of(&items, "employee.updated", employee_id);
+    assert_eq!(
+        employee_changes[0]["details"]["changes"]["email"],
+        json!({"old": "ada@dirhist.example", "new": "ada@elsewhere.example"}),
+        "the history keeps the old and the new address"
+    );
+    for (action, id) in [
+        ("employee.created", employee_id),
+        ("employee.updated", employee_id),
+        ("key_group.created", group_id),
+        ("key_group.renamed", group_id),
+        ("cylinder.created", cylinder_id),
+        ("cylinder.updated", cylinder_id),
+        ("remote_device.created", device_id),
+        ("remote_device.renamed", device_id),
+        ("agent.created", agent_id),
+        ("agent.devices_assigned", agent_id),
+    ] {
+        let found = entries_of(&items, action, id);
+        assert_eq!(found.len(), 1, "{action} of {id} in {:?}", actions(&items));
+        assert_eq!(
+            found[0]["actor"]["programming_key_id"],
+            admin_key.as_str(),
+            "{action}"
+        );
+    }
+    let imported: Vec<&Value> = items
+        .iter()
+        .filter(|i| i["action"] == "cylinder.created" && i["details"]["import"] == true)
+        .collect();
+    assert_eq!(
+        imported.len(),
+        1,
+        "only the created cylinder is recorded as imported"
+    );
+    assert_eq!(imported[0]["details"]["marking"], "C-9");
+    let summary = items
+        .iter()
+        .find(|i| i["action"] == "import.completed")
+        .expect("the import is recorded");
+    assert_eq!(
+        summary["details"]["cylinders"],
+        json!({"created": 1, "existing": 1})
+    );
+    let verified = app.get("/v1/history/verify", admin).await.assert(200);
+    assert_eq!(verified["valid"], true);
+}
+
 on_both_databases!(
+    every_directory_and_inventory_change_names_its_actor,
     actions_appear_in_order_with_their_actor,
     tampering_is_detected,
     the_database_refuses_changes_to_history,
