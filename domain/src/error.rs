@@ -27,6 +27,7 @@ pub enum ErrorCode {
     RequestAlreadyOpen,
     NoApproverAvailable,
     RequestNotPending,
+    RequestExpired,
     AlreadyDecided,
     ApprovalFunctionActive,
     ApproverRequiresEmail,
@@ -65,6 +66,7 @@ impl ErrorCode {
         Self::RequestAlreadyOpen,
         Self::NoApproverAvailable,
         Self::RequestNotPending,
+        Self::RequestExpired,
         Self::AlreadyDecided,
         Self::ApprovalFunctionActive,
         Self::ApproverRequiresEmail,
@@ -180,6 +182,11 @@ impl ErrorCode {
                 "request_not_pending",
                 409,
                 "The request is no longer pending approval.",
+            ),
+            RequestExpired => (
+                "request_expired",
+                409,
+                "The request expired before this call; it is now expired.",
             ),
             AlreadyDecided => (
                 "already_decided",
@@ -347,6 +354,7 @@ mod tests {
             (ErrorCode::NoEventLog, "no_event_log", 422),
             (ErrorCode::KeyNotIssued, "key_not_issued", 422),
             (ErrorCode::RequestNotPending, "request_not_pending", 409),
+            (ErrorCode::RequestExpired, "request_expired", 409),
             (ErrorCode::AlreadyDecided, "already_decided", 409),
         ];
         for (code, name, status) in fixed {

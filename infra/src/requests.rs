@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use countersign_domain::directory::KeyStatus;
-use countersign_domain::history::{Action, NewEntry, names};
+use countersign_domain::history::{Action, Actor, NewEntry, names};
 use countersign_domain::notification::{Notice, RequestSummary};
 use countersign_domain::page::{Page, PageRequest};
 use countersign_domain::permission::{Principal, PrincipalKind};
@@ -35,6 +35,7 @@ use crate::entities::{
 use crate::jobs::{NewJob, insert_job, job_view, latest_jobs_of, set_job_status};
 use crate::programming_keys::to_domain as programming_key_to_domain;
 use crate::store::{Store, scoped};
+use crate::sweeper::expire_locked;
 
 fn parse<T>(value: Option<T>, what: &str) -> Result<T> {
     value.ok_or_else(|| Error::Internal(anyhow::anyhow!("stored {what} is unreadable")))
@@ -356,6 +357,29 @@ fn approved_state(
 }
 
 impl Store {
+    /// The expiry rule holds at the moment of every call: a request past its
+    /// expiry (and not under way) is expired now, in Countersign's name, and
+    /// the call is refused with `request_expired`.
+    async fn refuse_if_expired(
+        &self,
+        mut change: Change,
+        row: requests::Model,
+    ) -> Result<(Change, requests::Model)> {
+        if row.expires_at.is_none_or(|at| at > change.now) {
+            return Ok((change, row));
+        }
+        let caller = std::mem::replace(&mut change.actor, Actor::system());
+        if !expire_locked(&mut change, row.clone()).await? {
+            change.actor = caller;
+            return Ok((change, row));
+        }
+        self.commit(change).await?;
+        Err(Error::rule(
+            ErrorCode::RequestExpired,
+            "the request expired before this call",
+        ))
+    }
+
     /// One page of a tenant's requests, from the database.
     async fn requests_page(
         &self,
@@ -687,8 +711,9 @@ impl Requests for Store {
         verdict: Verdict,
         comment: Option<String>,
     ) -> Result<RequestView> {
-        let mut change = self.change(t, by).await?;
+        let change = self.change(t, by).await?;
         let row = lock_request(&*change, t, id).await?;
+        let (mut change, row) = self.refuse_if_expired(change, row).await?;
         let tenant = crate::tenants::row(&*change, t).await?;
         let approver = person_of(&*change, by).await?;
         let outcome = restore(&change, &row)
@@ -753,8 +778,9 @@ impl Requests for Store {
         id: Uuid,
         programming_key_id: Uuid,
     ) -> Result<RequestView> {
-        let mut change = self.change(t, by).await?;
+        let change = self.change(t, by).await?;
         let row = lock_request(&*change, t, id).await?;
+        let (mut change, row) = self.refuse_if_expired(change, row).await?;
         if row.status != RequestStatus::Approved.as_str()
             || row.target_type != TargetType::Cylinder.as_str()
         {

@@ -273,7 +273,7 @@ async fn decide(
     responses(
         (status = 200, body = RequestOut),
         (status = 403, description = "self_approval, or not an approver able to act", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "request_not_pending, already_decided", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "request_not_pending, already_decided, request_expired (the request expired before the decision)", body = Problem, content_type = "application/problem+json"),
         ResourceProblems,
     ),
     security(("bearer" = []))
@@ -295,7 +295,7 @@ pub async fn approve(
     responses(
         (status = 200, body = RequestOut),
         (status = 403, description = "self_approval, or not an approver able to act", body = Problem, content_type = "application/problem+json"),
-        (status = 409, description = "request_not_pending, already_decided", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "request_not_pending, already_decided, request_expired (the request expired before the decision)", body = Problem, content_type = "application/problem+json"),
         ResourceProblems,
     ),
     security(("bearer" = []))
@@ -344,7 +344,7 @@ pub async fn cancel(
     request_body = TransferIn,
     responses(
         (status = 200, body = RequestOut),
-        (status = 409, description = "Not an approved cylinder request awaiting transfer", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "Not an approved cylinder request awaiting transfer, or request_expired", body = Problem, content_type = "application/problem+json"),
         (status = 422, description = "Unknown key, lacking role, not issued or blocked", body = Problem, content_type = "application/problem+json"),
         ResourceProblems,
     ),

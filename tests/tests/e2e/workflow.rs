@@ -587,6 +587,67 @@ async fn pending_and_approved_requests_expire(app: TestApp) {
     );
 }
 
+/// Expiry holds at the moment of a call: a decision after it, before any
+/// sweeper came by, answers `request_expired` and expires the request then.
+async fn a_decision_after_the_expiry_is_refused_and_expires_the_request(app: TestApp) {
+    use sea_orm::{ConnectionTrait, DbBackend, Statement};
+    let tenant = tenant_requiring(&app, 1).await;
+    let (_, approver) = app
+        .person(&tenant, "APP-1", &["approver"], Some("app@example.org"))
+        .await;
+    let key = issued_key(&app, &tenant, "K-1", "e3").await;
+    let pending = request(&app, &tenant.admin, "key", &key).await.assert(201);
+    let id = pending["id"].as_str().unwrap();
+    // Time passes beyond request_ttl_hours; no sweeper runs.
+    let backend = app.db.get_database_backend();
+    let sql = match backend {
+        DbBackend::Postgres => "UPDATE event_log_requests SET expires_at = $1 WHERE id = $2",
+        _ => "UPDATE event_log_requests SET expires_at = ? WHERE id = ?",
+    };
+    let past = chrono::Utc::now() - chrono::Duration::minutes(1);
+    let id_value = uuid::Uuid::parse_str(id).unwrap();
+    app.db
+        .execute_raw(Statement::from_sql_and_values(
+            backend,
+            sql,
+            [past.into(), id_value.into()],
+        ))
+        .await
+        .unwrap();
+
+    let refused = app
+        .post(&path(&pending, "approve"), &approver, json!({}))
+        .await;
+    refused.assert_status(409);
+    assert_eq!(refused.code(), "request_expired");
+    let shown = app
+        .get(&format!("/v1/event-log-requests/{id}"), &tenant.admin)
+        .await
+        .assert(200);
+    assert_eq!(shown["status"], "expired");
+    assert_eq!(shown["job"], Value::Null, "no job was created");
+    assert!(shown["decisions"].as_array().unwrap().is_empty());
+    let again = app
+        .post(&path(&pending, "reject"), &approver, json!({}))
+        .await;
+    again.assert_status(409);
+    assert_eq!(again.code(), "request_not_pending");
+    let history = app
+        .get(
+            &format!("/v1/history?subject_type=event_log_request&subject_id={id}"),
+            &tenant.admin,
+        )
+        .await
+        .assert(200);
+    let expired = history["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "request.status_changed" && e["details"]["to"] == "expired")
+        .expect("the expiry is recorded");
+    assert_eq!(expired["actor"]["kind"], "system");
+}
+
 /// Blocking or returning an approver is never refused and leaves pending
 /// requests to the others; a failed job fails its request and tells the requester.
 async fn blocked_approvers_leave_requests_to_the_others(app: TestApp) {
@@ -641,6 +702,7 @@ on_both_databases!(
     without_the_approver_function_requests_are_approved_at_once,
     desk_readouts_need_no_approval,
     pending_and_approved_requests_expire,
+    a_decision_after_the_expiry_is_refused_and_expires_the_request,
 );
 
 /// Fires 50 decisions at once: 10 approvers, 5 calls each.
