@@ -37,6 +37,7 @@ pub enum ErrorCode {
     UnknownReference,
     LeaseLost,
     JobUnavailable,
+    JobNotClaimable,
     LoginThrottled,
     RequestTimeout,
     ServiceUnavailable,
@@ -76,6 +77,7 @@ impl ErrorCode {
         Self::UnknownReference,
         Self::LeaseLost,
         Self::JobUnavailable,
+        Self::JobNotClaimable,
         Self::LoginThrottled,
         Self::RequestTimeout,
         Self::ServiceUnavailable,
@@ -229,6 +231,11 @@ impl ErrorCode {
                 409,
                 "The job cannot be claimed now: it is taken, ended or not this agent's.",
             ),
+            JobNotClaimable => (
+                "job_not_claimable",
+                409,
+                "The job is not claimed this way or at this device: a key's readout where the key is inserted at a remote unit, a desk readout at its desk unit, a cylinder job through its programming key.",
+            ),
             LoginThrottled => (
                 "login_throttled",
                 429,
@@ -355,6 +362,7 @@ mod tests {
             (ErrorCode::KeyNotIssued, "key_not_issued", 422),
             (ErrorCode::RequestNotPending, "request_not_pending", 409),
             (ErrorCode::RequestExpired, "request_expired", 409),
+            (ErrorCode::JobNotClaimable, "job_not_claimable", 409),
             (ErrorCode::AlreadyDecided, "already_decided", 409),
         ];
         for (code, name, status) in fixed {

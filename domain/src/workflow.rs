@@ -6,6 +6,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::directory::DeviceKind;
 use crate::error::{Error, ErrorCode, Result};
 
 /// What an event-log request reads out.
@@ -399,6 +400,53 @@ impl JobStatus {
     }
 }
 
+/// How an agent comes to claim a job (SPEC §4, "Agent calls follow the job's
+/// state machine").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimRoute {
+    /// A key was inserted at the device.
+    KeyInsertion,
+    /// A programming key was connected at the device.
+    ProgrammingKeyConnection,
+    /// The agent names the job (desk readouts from its work list).
+    ById,
+}
+
+/// Whether a job may be claimed through `route` at device `device` of kind
+/// `device_kind`: a key's readout only when that key is inserted at a remote
+/// unit, a desk readout only at its desk unit, a cylinder job only through its
+/// programming key. Anything else is `job_not_claimable`.
+pub fn check_claim(
+    kind: JobKind,
+    target: TargetType,
+    assigned_device: Option<Uuid>,
+    route: ClaimRoute,
+    device: Uuid,
+    device_kind: DeviceKind,
+) -> Result<()> {
+    let allowed = match (kind, target) {
+        (JobKind::DeskReadout, _) => {
+            route == ClaimRoute::ById
+                && device_kind == DeviceKind::DeskUnit
+                && assigned_device == Some(device)
+        }
+        (_, TargetType::Key) => {
+            route == ClaimRoute::KeyInsertion
+                && device_kind == DeviceKind::RemoteUnit
+                && assigned_device.is_none_or(|d| d == device)
+        }
+        (_, TargetType::Cylinder) => route == ClaimRoute::ProgrammingKeyConnection,
+    };
+    if allowed {
+        Ok(())
+    } else {
+        Err(Error::rule(
+            ErrorCode::JobNotClaimable,
+            "the job is not claimed this way or at this device",
+        ))
+    }
+}
+
 fn illegal(status: JobStatus, event: JobEvent) -> Error {
     Error::rule(
         ErrorCode::InvalidStateTransition,
@@ -409,6 +457,105 @@ fn illegal(status: JobStatus, event: JobEvent) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_job_is_claimed_only_its_own_way() {
+        use ClaimRoute as R;
+        use DeviceKind as D;
+        let (here, there) = (Uuid::now_v7(), Uuid::now_v7());
+        let claimable = |kind, target, assigned, route, device_kind| {
+            check_claim(kind, target, assigned, route, here, device_kind).is_ok()
+        };
+        let key = TargetType::Key;
+        let cylinder = TargetType::Cylinder;
+        // A key request: only when the key is inserted at a remote unit.
+        assert!(claimable(
+            JobKind::RequestReadout,
+            key,
+            None,
+            R::KeyInsertion,
+            D::RemoteUnit
+        ));
+        assert!(!claimable(
+            JobKind::RequestReadout,
+            key,
+            None,
+            R::KeyInsertion,
+            D::DeskUnit
+        ));
+        assert!(!claimable(
+            JobKind::RequestReadout,
+            key,
+            None,
+            R::ById,
+            D::RemoteUnit
+        ));
+        assert!(!claimable(
+            JobKind::RequestReadout,
+            key,
+            Some(there),
+            R::KeyInsertion,
+            D::RemoteUnit
+        ));
+        assert!(claimable(
+            JobKind::AutoCollection,
+            key,
+            Some(here),
+            R::KeyInsertion,
+            D::RemoteUnit
+        ));
+        // A desk readout: only at its desk unit, by id.
+        assert!(claimable(
+            JobKind::DeskReadout,
+            key,
+            Some(here),
+            R::ById,
+            D::DeskUnit
+        ));
+        assert!(!claimable(
+            JobKind::DeskReadout,
+            key,
+            Some(there),
+            R::ById,
+            D::DeskUnit
+        ));
+        assert!(!claimable(
+            JobKind::DeskReadout,
+            key,
+            Some(here),
+            R::KeyInsertion,
+            D::DeskUnit
+        ));
+        // A cylinder job: only through its programming key, at any unit.
+        for device_kind in [D::RemoteUnit, D::DeskUnit] {
+            assert!(claimable(
+                JobKind::RequestReadout,
+                cylinder,
+                None,
+                R::ProgrammingKeyConnection,
+                device_kind
+            ));
+            assert!(!claimable(
+                JobKind::RequestReadout,
+                cylinder,
+                None,
+                R::ById,
+                device_kind
+            ));
+        }
+        let refused = check_claim(
+            JobKind::RequestReadout,
+            cylinder,
+            None,
+            R::ById,
+            here,
+            D::RemoteUnit,
+        );
+        assert_eq!(
+            refused.map_err(|e| e.code()),
+            Err(ErrorCode::JobNotClaimable)
+        );
+    }
     use proptest::prelude::*;
 
     fn person(n: u128, employee: Option<u128>) -> Person {

@@ -15,7 +15,8 @@ use countersign_domain::ports::{
 };
 use countersign_domain::tenant::TenantId;
 use countersign_domain::workflow::{
-    ApprovedRequest, JobEvent, JobKind, JobStatus, RequestStatus, TargetType,
+    ApprovedRequest, ClaimRoute, JobEvent, JobKind, JobStatus, RequestStatus, TargetType,
+    check_claim,
 };
 use countersign_domain::{Error, ErrorCode, Result};
 use sea_orm::sea_query::{Expr, LockBehavior, LockType};
@@ -112,9 +113,20 @@ fn claimed(job: &jobs::Model) -> Result<Claimed> {
     })
 }
 
-/// Takes a lease on a job: from queued, transferred or loaded to running.
-async fn claim_row(change: &mut Change, job: jobs::Model, device_id: Uuid) -> Result<jobs::Model> {
-    let now = change.now;
+/// Takes a lease on a job through `route` at `device`, as the domain allows.
+async fn claim_row(
+    change: &mut Change,
+    job: jobs::Model,
+    device: &remote_devices::Model,
+    route: ClaimRoute,
+) -> Result<jobs::Model> {
+    let kind = JobKind::parse(&job.kind).ok_or_else(|| unavailable("unknown job kind"))?;
+    let target =
+        TargetType::parse(&job.target_type).ok_or_else(|| unavailable("unknown job target"))?;
+    let device_kind =
+        DeviceKind::parse(&device.kind).ok_or_else(|| unavailable("unknown device kind"))?;
+    check_claim(kind, target, job.device_id, route, device.id, device_kind)?;
+    let (now, device_id) = (change.now, device.id);
     let from = JobStatus::parse(&job.status).ok_or_else(|| unavailable("unknown job status"))?;
     from.next(JobEvent::Claim, None)
         .map_err(|_| unavailable("the job is not waiting for an agent"))?;
@@ -582,7 +594,7 @@ impl AgentWork for Store {
                 insert_job(&mut change, new).await?
             }
         };
-        let job = claim_row(&mut change, job, device_id).await?;
+        let job = claim_row(&mut change, job, &device, ClaimRoute::KeyInsertion).await?;
         self.commit(change).await?;
         Ok(Some(claimed(&job)?))
     }
@@ -595,7 +607,7 @@ impl AgentWork for Store {
         marking: &str,
     ) -> Result<Connected> {
         let mut change = self.agent_change(t, agent).await?;
-        own_device(&*change, t, agent, device_id).await?;
+        let device = own_device(&*change, t, agent, device_id).await?;
         release_expired_leases(&mut change).await?;
         let Some(key) = programming_keys::Entity::find()
             .filter(programming_keys::Column::TenantId.eq(t.0))
@@ -627,7 +639,8 @@ impl AgentWork for Store {
         };
         for job in jobs {
             let loading = job.status == JobStatus::Transferred.as_str();
-            let job = claimed(&claim_row(&mut change, job, device_id).await?)?;
+            let route = ClaimRoute::ProgrammingKeyConnection;
+            let job = claimed(&claim_row(&mut change, job, &device, route).await?)?;
             if loading {
                 connected.load.push(job)
             } else {
@@ -646,7 +659,7 @@ impl AgentWork for Store {
         device_id: Uuid,
     ) -> Result<Claimed> {
         let mut change = self.agent_change(t, agent).await?;
-        own_device(&*change, t, agent, device_id).await?;
+        let device = own_device(&*change, t, agent, device_id).await?;
         release_expired_leases(&mut change).await?;
         let Some(job) = lock_jobs(
             &*change,
@@ -663,7 +676,7 @@ impl AgentWork for Store {
         if job.device_id.is_some_and(|d| d != device_id) {
             return Err(unavailable("the job belongs to another device"));
         }
-        let job = claim_row(&mut change, job, device_id).await?;
+        let job = claim_row(&mut change, job, &device, ClaimRoute::ById).await?;
         self.commit(change).await?;
         claimed(&job)
     }

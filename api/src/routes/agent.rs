@@ -376,7 +376,7 @@ pub struct FailIn {
     request_body = ClaimIn,
     responses(
         (status = 200, body = ClaimedOut),
-        (status = 409, description = "job_unavailable", body = Problem, content_type = "application/problem+json"),
+        (status = 409, description = "job_unavailable (taken, ended or not this agent's), job_not_claimable (not claimed by id: a key's readout is claimed by its insertion, a cylinder job through its programming key)", body = Problem, content_type = "application/problem+json"),
         ResourceProblems,
     ),
     security(("bearer" = []))

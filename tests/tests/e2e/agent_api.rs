@@ -52,7 +52,20 @@ async fn a_key_is_read_once_approved_and_its_events_stored_once(app: TestApp) {
     let idle = app.get("/v1/agent/work", &site.token).await.assert(200);
     assert!(idle["keys"].as_array().unwrap().is_empty());
 
-    app.approve(&created, &approver).await;
+    let approved = app.approve(&created, &approver).await;
+    // A key's readout is claimed only by that key's insertion at a remote
+    // unit, never by naming the job, at a desk unit least of all.
+    for device in [&site.wall, &site.desk] {
+        let by_id = app
+            .post(
+                &job_path(&approved["job"], "claim"),
+                &site.token,
+                json!({"device_id": device}),
+            )
+            .await;
+        by_id.assert_status(409);
+        assert_eq!(by_id.code(), "job_not_claimable");
+    }
     let work = app
         .get(
             &format!(
@@ -365,6 +378,20 @@ async fn cylinder_jobs_travel_on_a_programming_key(app: TestApp) {
         work["programming_keys"][0]["programming_key_marking"],
         "CYL-1"
     );
+    // A transferred cylinder job is loaded only where its programming key is
+    // connected: naming it from any device of the tenant claims nothing.
+    let transferred = app.get(&request_path, &tenant.admin).await.assert(200);
+    for device in [&site.wall, &site.desk] {
+        let by_id = app
+            .post(
+                &job_path(&transferred["job"], "claim"),
+                &site.token,
+                json!({"device_id": device}),
+            )
+            .await;
+        by_id.assert_status(409);
+        assert_eq!(by_id.code(), "job_not_claimable");
+    }
 
     let connect = json!({"device_id": site.desk, "programming_key_marking": "CYL-1"});
     let first = app
