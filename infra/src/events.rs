@@ -295,7 +295,6 @@ impl EventData for Store {
         job_id: Option<Uuid>,
         events: Vec<EventRecord>,
     ) -> Result<u64> {
-        events.iter().try_for_each(check_event)?;
         let mut change = self.change_as(t, Actor::system()).await?;
         let stored = insert_events(&mut change, source, source_id, job_id, events).await?;
         self.commit(change).await?;

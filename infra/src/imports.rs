@@ -83,6 +83,20 @@ struct Kind<A: ActiveModelTrait> {
     id_of: fn(&A) -> Option<Uuid>,
 }
 
+/// The [`Kind`] of an entity module's rows: subject, creation action and the
+/// column that identifies a row in the import.
+macro_rules! kind {
+    ($rows:ident, $subject:ident, $created:ident, $marking:ident) => {
+        Kind {
+            subject: names::$subject,
+            created: Action::$created,
+            tenant_id: $rows::Column::TenantId,
+            marking: $rows::Column::$marking,
+            id_of: |r: &$rows::ActiveModel| r.id.try_as_ref().copied(),
+        }
+    };
+}
+
 /// Inserts each row whose marking (`marking` column) the tenant does not have
 /// yet, recording each created one; a marking already there, or seen earlier
 /// in the batch, counts as existing.
@@ -151,89 +165,59 @@ impl Imports for Store {
         for key in &batch.keys {
             key_group_exists(&*change, t, key.key_group_id).await?;
         }
-        let key_groups = Kind {
-            subject: names::KEY_GROUP,
-            created: Action::KeyGroupCreated,
-            tenant_id: key_groups::Column::TenantId,
-            marking: key_groups::Column::Marking,
-            id_of: |r: &key_groups::ActiveModel| r.id.try_as_ref().copied(),
-        };
+        let rows = batch
+            .key_groups
+            .into_iter()
+            .map(|(m, n)| (m.clone(), key_group_row(t, m, n, now)))
+            .collect();
         let key_groups = import_rows(
             &mut change,
-            key_groups,
-            batch
-                .key_groups
-                .into_iter()
-                .map(|(m, n)| (m.clone(), key_group_row(t, m, n, now)))
-                .collect(),
+            kind!(key_groups, KEY_GROUP, KeyGroupCreated, Marking),
+            rows,
         )
         .await?;
-        let keys = Kind {
-            subject: names::KEY,
-            created: Action::KeyCreated,
-            tenant_id: keys::Column::TenantId,
-            marking: keys::Column::Marking,
-            id_of: |r: &keys::ActiveModel| r.id.try_as_ref().copied(),
-        };
-        let keys = import_rows(
-            &mut change,
-            keys,
-            batch
-                .keys
-                .into_iter()
-                .map(|k| (k.marking.clone(), new_key_row(t, k, now)))
-                .collect(),
-        )
-        .await?;
-        let cylinders = Kind {
-            subject: names::CYLINDER,
-            created: Action::CylinderCreated,
-            tenant_id: cylinders::Column::TenantId,
-            marking: cylinders::Column::Marking,
-            id_of: |r: &cylinders::ActiveModel| r.id.try_as_ref().copied(),
-        };
+        let rows = batch
+            .keys
+            .into_iter()
+            .map(|k| (k.marking.clone(), new_key_row(t, k, now)))
+            .collect();
+        let keys = import_rows(&mut change, kind!(keys, KEY, KeyCreated, Marking), rows).await?;
+        let rows = batch
+            .cylinders
+            .into_iter()
+            .map(|c| (c.marking.clone(), cylinder_row(t, c, now)))
+            .collect();
         let cylinders = import_rows(
             &mut change,
-            cylinders,
-            batch
-                .cylinders
-                .into_iter()
-                .map(|c| (c.marking.clone(), cylinder_row(t, c, now)))
-                .collect(),
+            kind!(cylinders, CYLINDER, CylinderCreated, Marking),
+            rows,
         )
         .await?;
-        let devices = Kind {
-            subject: names::REMOTE_DEVICE,
-            created: Action::RemoteDeviceCreated,
-            tenant_id: remote_devices::Column::TenantId,
-            marking: remote_devices::Column::Serial,
-            id_of: |r: &remote_devices::ActiveModel| r.id.try_as_ref().copied(),
-        };
+        let rows = batch
+            .remote_devices
+            .into_iter()
+            .map(|d| (d.serial.clone(), device_row(t, d, now)))
+            .collect();
         let remote_devices = import_rows(
             &mut change,
-            devices,
-            batch
-                .remote_devices
-                .into_iter()
-                .map(|d| (d.serial.clone(), device_row(t, d, now)))
-                .collect(),
+            kind!(remote_devices, REMOTE_DEVICE, RemoteDeviceCreated, Serial),
+            rows,
         )
         .await?;
-        let programming = Kind {
-            subject: names::PROGRAMMING_KEY,
-            created: Action::ProgrammingKeyCreated,
-            tenant_id: programming_keys::Column::TenantId,
-            marking: programming_keys::Column::Marking,
-            id_of: |r: &programming_keys::ActiveModel| r.id.try_as_ref().copied(),
-        };
+        let rows = batch
+            .programming_keys
+            .into_iter()
+            .map(|(m, n)| (m.clone(), programming_key_row(t, m, n, now)))
+            .collect();
         let programming_keys = import_rows(
             &mut change,
-            programming,
-            batch
-                .programming_keys
-                .into_iter()
-                .map(|(m, n)| (m.clone(), programming_key_row(t, m, n, now)))
-                .collect(),
+            kind!(
+                programming_keys,
+                PROGRAMMING_KEY,
+                ProgrammingKeyCreated,
+                Marking
+            ),
+            rows,
         )
         .await?;
         let report = ImportReport {

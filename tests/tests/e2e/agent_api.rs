@@ -19,6 +19,21 @@ fn events(from: i64, to: i64) -> Vec<Value> {
         .collect()
 }
 
+/// Naming `job` to claim it is refused at each of the site's devices.
+async fn refused_by_id_at_every_device(app: &TestApp, site: &Site, job: &Value) {
+    for device in [&site.wall, &site.desk] {
+        let by_id = app
+            .post(
+                &job_path(job, "claim"),
+                &site.token,
+                json!({"device_id": device}),
+            )
+            .await;
+        by_id.assert_status(409);
+        assert_eq!(by_id.code(), "job_not_claimable", "at {device}");
+    }
+}
+
 fn job_path(job: &Value, action: &str) -> String {
     format!("/v1/agent/jobs/{}/{action}", job["id"].as_str().unwrap())
 }
@@ -55,17 +70,7 @@ async fn a_key_is_read_once_approved_and_its_events_stored_once(app: TestApp) {
     let approved = app.approve(&created, &approver).await;
     // A key's readout is claimed only by that key's insertion at a remote
     // unit, never by naming the job, at a desk unit least of all.
-    for device in [&site.wall, &site.desk] {
-        let by_id = app
-            .post(
-                &job_path(&approved["job"], "claim"),
-                &site.token,
-                json!({"device_id": device}),
-            )
-            .await;
-        by_id.assert_status(409);
-        assert_eq!(by_id.code(), "job_not_claimable");
-    }
+    refused_by_id_at_every_device(&app, &site, &approved["job"]).await;
     let work = app
         .get(
             &format!(
@@ -381,17 +386,7 @@ async fn cylinder_jobs_travel_on_a_programming_key(app: TestApp) {
     // A transferred cylinder job is loaded only where its programming key is
     // connected: naming it from any device of the tenant claims nothing.
     let transferred = app.get(&request_path, &tenant.admin).await.assert(200);
-    for device in [&site.wall, &site.desk] {
-        let by_id = app
-            .post(
-                &job_path(&transferred["job"], "claim"),
-                &site.token,
-                json!({"device_id": device}),
-            )
-            .await;
-        by_id.assert_status(409);
-        assert_eq!(by_id.code(), "job_not_claimable");
-    }
+    refused_by_id_at_every_device(&app, &site, &transferred["job"]).await;
 
     let connect = json!({"device_id": site.desk, "programming_key_marking": "CYL-1"});
     let first = app

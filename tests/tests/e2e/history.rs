@@ -592,74 +592,62 @@ fn entries_of<'a>(items: &'a [Value], action: &str, id: &str) -> Vec<&'a Value> 
         .collect()
 }
 
+/// Creates an object at `path`, changes it, and gives its id.
+async fn created_then_changed(
+    app: &TestApp,
+    token: &str,
+    path: &str,
+    create: Value,
+    change: Value,
+) -> String {
+    let created = app.post(path, token, create).await.assert(201);
+    let id = created["id"].as_str().unwrap().to_owned();
+    app.patch(&format!("{path}/{id}"), token, change)
+        .await
+        .assert(200);
+    id
+}
+
 async fn every_directory_and_inventory_change_names_its_actor(app: TestApp) {
     let tenant = app.tenant("dirhist", true).await;
     let admin = tenant.admin.as_str();
     let admin_key = me(&app, admin).await.to_string();
-    let employee = app
-        .post(
-            "/v1/employees",
-            admin,
-            json!({"name": "Ada", "email": "ada@dirhist.example"}),
-        )
-        .await
-        .assert(201);
-    let employee_id = employee["id"].as_str().unwrap();
-    app.patch(
-        &format!("/v1/employees/{employee_id}"),
+    let employee_id = created_then_changed(
+        &app,
         admin,
+        "/v1/employees",
+        json!({"name": "Ada", "email": "ada@dirhist.example"}),
         json!({"email": "ada@elsewhere.example"}),
     )
-    .await
-    .assert(200);
-    let group = app
-        .post(
-            "/v1/key-groups",
-            admin,
-            json!({"marking": "G-1", "name": "Group"}),
-        )
-        .await
-        .assert(201);
-    let group_id = group["id"].as_str().unwrap();
-    app.patch(
-        &format!("/v1/key-groups/{group_id}"),
+    .await;
+    let employee_id = employee_id.as_str();
+    let group_id = created_then_changed(
+        &app,
         admin,
+        "/v1/key-groups",
+        json!({"marking": "G-1", "name": "Group"}),
         json!({"name": "Staff"}),
     )
-    .await
-    .assert(200);
-    let cylinder = app
-        .post(
-            "/v1/cylinders",
-            admin,
-            json!({"marking": "C-1", "name": "Door"}),
-        )
-        .await
-        .assert(201);
-    let cylinder_id = cylinder["id"].as_str().unwrap();
-    app.patch(
-        &format!("/v1/cylinders/{cylinder_id}"),
+    .await;
+    let group_id = group_id.as_str();
+    let cylinder_id = created_then_changed(
+        &app,
         admin,
+        "/v1/cylinders",
+        json!({"marking": "C-1", "name": "Door"}),
         json!({"name": "Front door"}),
     )
-    .await
-    .assert(200);
-    let device = app
-        .post(
-            "/v1/remote-devices",
-            admin,
-            json!({"name": "Wall unit", "kind": "remote_unit", "serial": "RU-1"}),
-        )
-        .await
-        .assert(201);
-    let device_id = device["id"].as_str().unwrap();
-    app.patch(
-        &format!("/v1/remote-devices/{device_id}"),
+    .await;
+    let cylinder_id = cylinder_id.as_str();
+    let device_id = created_then_changed(
+        &app,
         admin,
+        "/v1/remote-devices",
+        json!({"name": "Wall unit", "kind": "remote_unit", "serial": "RU-1"}),
         json!({"name": "Lobby"}),
     )
-    .await
-    .assert(200);
+    .await;
+    let device_id = device_id.as_str();
     let agent = app
         .post("/v1/agents", admin, json!({"name": "Site"}))
         .await
