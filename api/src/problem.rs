@@ -19,6 +19,9 @@ pub struct Problem {
     pub code: String,
     /// What went wrong, for a person.
     pub detail: String,
+    /// With `approver_on_hold`: when the hold of the caller's programming key ends.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hold_until: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// The HTTP face of the domain's error.
@@ -50,6 +53,7 @@ pub fn problem(code: ErrorCode, detail: impl Into<String>) -> Problem {
         status: code.status(),
         code: code.as_str().to_owned(),
         detail: detail.into(),
+        hold_until: None,
     }
 }
 
@@ -65,6 +69,10 @@ impl ResponseError for ApiError {
             Error::Throttled { retry_after_secs } => {
                 format!("too many failed attempts; retry in {retry_after_secs} s")
             }
+            Error::OnHold { until } => format!(
+                "an approver change put your programming key on hold; you can decide again from {}",
+                until.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+            ),
             Error::Unavailable(cause) => {
                 tracing::warn!(%cause, "a backing service is unavailable");
                 "a backing service is unavailable; retry later".to_owned()
@@ -88,7 +96,11 @@ impl ResponseError for ApiError {
         if code == ErrorCode::Unauthorized || code == ErrorCode::InvalidCredentials {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
         }
-        response.json(problem(code, detail))
+        let mut body = problem(code, detail);
+        if let Error::OnHold { until } = &self.0 {
+            body.hold_until = Some(*until);
+        }
+        response.json(body)
     }
 }
 

@@ -144,6 +144,8 @@ pub struct ProgrammingKey {
     pub valid_until: Option<DateTime<Utc>>,
     pub roles: RoleSet,
     pub employee_id: Option<Uuid>,
+    /// Until when an approver change keeps this key from deciding (SPEC §2).
+    pub hold_until: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -382,6 +384,9 @@ pub struct ApiKey {
     pub roles: RoleSet,
     /// The first characters of the key, to recognise it in lists.
     pub prefix: String,
+    /// Who created it: a request made with it counts as made by them too.
+    pub created_by_programming_key_id: Option<Uuid>,
+    pub created_by_employee_id: Option<Uuid>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -409,6 +414,7 @@ mod tests {
             valid_until: None,
             roles: roles.iter().copied().collect(),
             employee_id: None,
+            hold_until: None,
             created_at: Utc::now(),
         }
     }

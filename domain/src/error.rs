@@ -17,6 +17,7 @@ pub enum ErrorCode {
     Forbidden,
     PinChangeRequired,
     SelfApproval,
+    ApproverOnHold,
     NotFound,
     MethodNotAllowed,
     AlreadyExists,
@@ -57,6 +58,7 @@ impl ErrorCode {
         Self::Forbidden,
         Self::PinChangeRequired,
         Self::SelfApproval,
+        Self::ApproverOnHold,
         Self::NotFound,
         Self::MethodNotAllowed,
         Self::AlreadyExists,
@@ -142,6 +144,11 @@ impl ErrorCode {
                 "self_approval",
                 403,
                 "Nobody decides on a request that they made.",
+            ),
+            ApproverOnHold => (
+                "approver_on_hold",
+                403,
+                "An approver change put this programming key on hold; it may decide again after `hold_until`.",
             ),
             NotFound => ("not_found", 404, "No such resource in the caller's tenant."),
             MethodNotAllowed => (
@@ -287,6 +294,11 @@ pub enum Error {
     /// Login throttled for this credential.
     #[error("login throttled for {retry_after_secs} s")]
     Throttled { retry_after_secs: u64 },
+    /// An approver change keeps this key from deciding until `until`.
+    #[error("the programming key is on hold until {until}")]
+    OnHold {
+        until: chrono::DateTime<chrono::Utc>,
+    },
     /// A backing service (database) is unreachable.
     #[error("unavailable: {0}")]
     Unavailable(String),
@@ -315,6 +327,7 @@ impl Error {
         match self {
             Self::Rule { code, .. } => *code,
             Self::Throttled { .. } => ErrorCode::LoginThrottled,
+            Self::OnHold { .. } => ErrorCode::ApproverOnHold,
             Self::Unavailable(_) => ErrorCode::ServiceUnavailable,
             Self::Internal(_) => ErrorCode::Internal,
         }
@@ -356,6 +369,7 @@ mod tests {
                 422,
             ),
             (ErrorCode::SelfApproval, "self_approval", 403),
+            (ErrorCode::ApproverOnHold, "approver_on_hold", 403),
             (ErrorCode::NoApproverAvailable, "no_approver_available", 409),
             (ErrorCode::RequestAlreadyOpen, "request_already_open", 409),
             (ErrorCode::NoEventLog, "no_event_log", 422),

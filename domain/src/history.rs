@@ -57,6 +57,7 @@ macro_rules! actions {
 
 actions! {
     Login => "auth.login",
+    Logout => "auth.logout",
     TenantProvisioned => "tenant.provisioned",
     TenantUpdated => "tenant.updated",
     EmployeeCreated => "employee.created",
@@ -80,6 +81,7 @@ actions! {
     ProgrammingKeyBlocked => "programming_key.blocked",
     ProgrammingKeyUnblocked => "programming_key.unblocked",
     ProgrammingKeyPinSet => "programming_key.pin_set",
+    ProgrammingKeyApproverChanged => "programming_key.approver_changed",
     AgentCreated => "agent.created",
     AgentSecretRotated => "agent.secret_rotated",
     AgentDevicesAssigned => "agent.devices_assigned",

@@ -39,6 +39,7 @@ pub fn webhook_event_of(entry: &NewEntry) -> Option<WebhookEvent> {
         Action::JobCreated | Action::JobClaimed | Action::JobStatusChanged => {
             "job.status_changed".to_owned()
         }
+        Action::ProgrammingKeyApproverChanged => "approver.changed".to_owned(),
         _ => return None,
     };
     Some(WebhookEvent {

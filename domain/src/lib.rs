@@ -1,6 +1,7 @@
 //! Countersign's domain: the rules of the approver function and of its master
 //! data, free of HTTP, SQL and I/O.
 
+pub mod approver_changes;
 pub mod auth;
 pub mod directory;
 pub mod error;

@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use uuid::Uuid;
 
+use crate::approver_changes::ApproverChange;
 use crate::tenant::Locale;
 use crate::workflow::{RequestStatus, TargetType, Verdict};
 
@@ -47,8 +48,27 @@ pub enum Notice {
         holder: Option<String>,
         granted: bool,
     },
-    /// To a key holder whose PIN someone else set.
-    PinSetByOther { programming_key_marking: String },
+    /// To every approver and auditor and to the holder's previous and new
+    /// address: an approver credential changed hands, and who did it.
+    ApproverChanged {
+        change: ApproverChange,
+        programming_key_marking: String,
+        holder: Option<String>,
+        changed_by: String,
+        hold_until: Option<DateTime<Utc>>,
+    },
+    /// To the holder alone: the one-time PIN the server made for their key.
+    OneTimePin {
+        programming_key_marking: String,
+        pin: String,
+    },
+}
+
+impl Notice {
+    /// A mail whose body must not outlive its delivery (it carries a PIN).
+    pub fn is_secret(&self) -> bool {
+        matches!(self, Notice::OneTimePin { .. })
+    }
 }
 
 /// A rendered mail.
@@ -170,23 +190,57 @@ pub fn render(notice: &Notice, locale: Locale, tz: Tz, public_url: &str) -> Mail
                 (Locale::En, false) => format!("Approver role removed: {programming_key_marking}"),
             }
         }
-        Notice::PinSetByOther {
+        Notice::ApproverChanged {
+            change,
             programming_key_marking,
+            holder,
+            changed_by,
+            hold_until,
+        } => {
+            approver_changed(
+                &mut body,
+                locale,
+                *change,
+                programming_key_marking,
+                holder.as_deref(),
+                changed_by,
+            );
+            let until =
+                hold_until.map(|u| u.with_timezone(&tz).format(words.time_format).to_string());
+            body.line(match (locale, until) {
+                (Locale::De, Some(until)) => format!("Bis {until} kann dieser Schlüssel keine Anträge genehmigen oder ablehnen. Wenn Sie die Änderung nicht erwartet haben, wenden Sie sich bitte vorher an Ihren Betriebsrat."),
+                (Locale::En, Some(until)) => format!("Until {until} this key cannot approve or reject requests. If you did not expect this change, please speak to your staff council before then."),
+                (Locale::De, None) => "Wenn Sie die Änderung nicht erwartet haben, wenden Sie sich bitte an Ihren Betriebsrat.".to_owned(),
+                (Locale::En, None) => "If you did not expect this change, please speak to your staff council.".to_owned(),
+            });
+            body.link(&format!("{base}/history"));
+            match locale {
+                Locale::De => {
+                    format!("Freigeber geändert: Programmierschlüssel {programming_key_marking}")
+                }
+                Locale::En => {
+                    format!("Approver changed: programming key {programming_key_marking}")
+                }
+            }
+        }
+        Notice::OneTimePin {
+            programming_key_marking,
+            pin,
         } => {
             body.line(match locale {
                 Locale::De => format!(
-                    "Die PIN Ihres Programmierschlüssels {programming_key_marking} wurde von einer anderen Person neu gesetzt. Bei der nächsten Anmeldung müssen Sie eine eigene PIN wählen. Wenn Sie das nicht erwartet haben, wenden Sie sich bitte an Ihre Systemverwaltung."
+                    "Für Ihren Programmierschlüssel {programming_key_marking} wurde eine neue Einmal-PIN erzeugt: {pin}\n\nMelden Sie sich damit an und wählen Sie sofort eine eigene PIN. Niemand außer Ihnen hat diese PIN gesehen. Wenn Sie das nicht erwartet haben, wenden Sie sich bitte an Ihren Betriebsrat."
                 ),
                 Locale::En => format!(
-                    "Someone else set a new PIN for your programming key {programming_key_marking}. At your next login you will have to choose a PIN of your own. If you did not expect this, please contact your system administrators."
+                    "A new one-time PIN was made for your programming key {programming_key_marking}: {pin}\n\nLog in with it and choose a PIN of your own at once. Nobody but you has seen this PIN. If you did not expect this, please speak to your staff council."
                 ),
             });
-            body.link(base);
+            body.link(&format!("{base}/approve"));
             match locale {
                 Locale::De => {
-                    format!("PIN neu gesetzt: Programmierschlüssel {programming_key_marking}")
+                    format!("Einmal-PIN: Programmierschlüssel {programming_key_marking}")
                 }
-                Locale::En => format!("PIN set: programming key {programming_key_marking}"),
+                Locale::En => format!("One-time PIN: programming key {programming_key_marking}"),
             }
         }
     };
@@ -198,6 +252,42 @@ pub fn render(notice: &Notice, locale: Locale, tz: Tz, public_url: &str) -> Mail
         subject,
         body: body.finish(),
     }
+}
+
+/// What changed, who holds the key and who made the change.
+fn approver_changed(
+    body: &mut Body,
+    locale: Locale,
+    change: ApproverChange,
+    marking: &str,
+    holder: Option<&str>,
+    by: &str,
+) {
+    let what = match (locale, change) {
+        (Locale::De, ApproverChange::Issued) => "wurde ausgegeben",
+        (Locale::De, ApproverChange::RoleGranted) => "hat die Rolle „Freigeber“ erhalten",
+        (Locale::De, ApproverChange::EmailChanged) => {
+            "gehört jetzt zu einer geänderten E-Mail-Adresse"
+        }
+        (Locale::De, ApproverChange::Unblocked) => "wurde entsperrt",
+        (Locale::De, ApproverChange::ValidityChanged) => "hat eine neue Gültigkeit",
+        (Locale::De, ApproverChange::PinSet) => "hat eine von anderer Seite gesetzte Einmal-PIN",
+        (Locale::En, ApproverChange::Issued) => "was issued",
+        (Locale::En, ApproverChange::RoleGranted) => "was granted the approver role",
+        (Locale::En, ApproverChange::EmailChanged) => "now belongs to a changed e-mail address",
+        (Locale::En, ApproverChange::Unblocked) => "was unblocked",
+        (Locale::En, ApproverChange::ValidityChanged) => "has a new validity",
+        (Locale::En, ApproverChange::PinSet) => "has a one-time PIN set by someone else",
+    };
+    let holder = holder.unwrap_or("–");
+    body.line(match locale {
+        Locale::De => format!(
+            "Der Freigeber-Programmierschlüssel {marking} {what}. Inhaber: {holder}. Geändert von: {by}."
+        ),
+        Locale::En => {
+            format!("Approver programming key {marking} {what}. Holder: {holder}. Changed by: {by}.")
+        }
+    });
 }
 
 fn ended(locale: Locale, status: RequestStatus, target: &str) -> (String, String) {
@@ -455,10 +545,20 @@ mod tests {
                 holder: None,
                 granted: false,
             },
-            Notice::PinSetByOther {
+            Notice::OneTimePin {
                 programming_key_marking: "PK-2".into(),
+                pin: "48213907".into(),
             },
         ];
+        for change in ApproverChange::ALL {
+            notices.push(Notice::ApproverChanged {
+                change,
+                programming_key_marking: "PK-2".into(),
+                holder: Some("Berta Council".into()),
+                changed_by: "Adam Admin".into(),
+                hold_until: Some(Utc.with_ymd_and_hms(2025, 1, 16, 12, 30, 0).unwrap()),
+            });
+        }
         for status in RequestStatus::ALL {
             notices.push(Notice::RequestEnded {
                 request: request(),
@@ -581,11 +681,23 @@ mod tests {
                 "Approver role removed: PK-2",
             ),
             (
-                Notice::PinSetByOther {
+                Notice::OneTimePin {
                     programming_key_marking: "PK-2".into(),
+                    pin: "48213907".into(),
                 },
-                "PIN neu gesetzt: Programmierschlüssel PK-2",
-                "PIN set: programming key PK-2",
+                "Einmal-PIN: Programmierschlüssel PK-2",
+                "One-time PIN: programming key PK-2",
+            ),
+            (
+                Notice::ApproverChanged {
+                    change: ApproverChange::EmailChanged,
+                    programming_key_marking: "PK-2".into(),
+                    holder: None,
+                    changed_by: "Adam Admin".into(),
+                    hold_until: None,
+                },
+                "Freigeber geändert: Programmierschlüssel PK-2",
+                "Approver changed: programming key PK-2",
             ),
         ];
         for (notice, de, en) in cases {
@@ -611,8 +723,9 @@ mod tests {
             mail.body
         );
         let mail = render(
-            &Notice::PinSetByOther {
+            &Notice::OneTimePin {
                 programming_key_marking: "PK-2".into(),
+                pin: "48213907".into(),
             },
             Locale::De,
             berlin(),
@@ -620,9 +733,37 @@ mod tests {
         );
         assert!(
             mail.body
-                .contains("Im Browser öffnen: https://cs.example\n"),
+                .contains("Im Browser öffnen: https://cs.example/approve\n"),
             "{}",
             mail.body
+        );
+    }
+
+    #[test]
+    fn an_approver_change_names_who_made_it_and_when_the_hold_ends() {
+        let notice = Notice::ApproverChanged {
+            change: ApproverChange::PinSet,
+            programming_key_marking: "PK-2".into(),
+            holder: Some("Berta Council".into()),
+            changed_by: "Adam Admin".into(),
+            hold_until: Some(Utc.with_ymd_and_hms(2025, 1, 16, 12, 30, 0).unwrap()),
+        };
+        let en = render(&notice, Locale::En, berlin(), BASE).body;
+        assert!(en.contains("Changed by: Adam Admin."), "{en}");
+        assert!(en.contains("Holder: Berta Council."), "{en}");
+        assert!(en.contains("Until 2025-01-16 13:30 CET"), "{en}");
+        let de = render(&notice, Locale::De, berlin(), BASE).body;
+        assert!(de.contains("Bis 16.01.2025, 13:30 CET"), "{de}");
+        assert!(!notice.is_secret());
+        let pin = Notice::OneTimePin {
+            programming_key_marking: "PK-2".into(),
+            pin: "48213907".into(),
+        };
+        assert!(pin.is_secret());
+        assert!(
+            render(&pin, Locale::En, berlin(), BASE)
+                .body
+                .contains("48213907")
         );
     }
 

@@ -56,6 +56,8 @@ pub struct Me {
     pub roles: RoleSet,
     pub employee_id: Option<Uuid>,
     pub pin_change_required: bool,
+    /// A programming key on hold after an approver change: until when.
+    pub hold_until: Option<DateTime<Utc>>,
 }
 
 #[async_trait]
@@ -200,14 +202,26 @@ pub trait ProgrammingKeys: Send + Sync {
         id: Uuid,
         command: ProgrammingKeyCommand,
     ) -> Result<ProgrammingKey>;
-    /// Sets a one-time PIN and ends the key's tokens.
+    /// Sets a one-time PIN and ends the key's tokens. An approver key takes no
+    /// PIN from the caller (`pin` must be `None`): the server makes one and
+    /// mails it to the holder alone, and the key goes on hold.
     async fn set_programming_key_pin(
         &self,
         t: TenantId,
         by: &Principal,
         id: Uuid,
-        pin: &str,
-    ) -> Result<()>;
+        pin: Option<String>,
+    ) -> Result<PinDelivery>;
+}
+
+/// How a PIN set by someone other than the key's holder was delivered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PinDelivery {
+    /// The PIN the caller chose was set.
+    AsGiven,
+    /// The server made a one-time PIN and mailed it to the holder alone; the
+    /// key is on hold until `hold_until`.
+    MailedToHolder { hold_until: Option<DateTime<Utc>> },
 }
 
 #[async_trait]

@@ -38,15 +38,28 @@ pub enum Locale {
 pub struct FixedSettings {
     approval_required: bool,
     approvals_required: u8,
+    approver_hold_hours: u16,
     base_timezone: Tz,
 }
+
+/// The longest hold of an approver change, a week.
+pub const MAX_APPROVER_HOLD_HOURS: u16 = 168;
+
+/// The hold of an approver change when the operator does not choose one.
+pub const DEFAULT_APPROVER_HOLD_HOURS: u16 = 24;
 
 impl FixedSettings {
     pub fn new(
         approval_required: bool,
         approvals_required: u8,
+        approver_hold_hours: u16,
         base_timezone: &str,
     ) -> Result<Self> {
+        if approver_hold_hours > MAX_APPROVER_HOLD_HOURS {
+            return Err(Error::invalid(format!(
+                "approver_hold_hours must be between 0 and {MAX_APPROVER_HOLD_HOURS}"
+            )));
+        }
         let base_timezone: Tz = base_timezone.parse().map_err(|_| {
             Error::invalid(format!(
                 "base_timezone `{base_timezone}` is not an IANA time zone"
@@ -60,6 +73,7 @@ impl FixedSettings {
             _ => Ok(Self {
                 approval_required,
                 approvals_required,
+                approver_hold_hours,
                 base_timezone,
             }),
         }
@@ -71,6 +85,11 @@ impl FixedSettings {
 
     pub fn approvals_required(&self) -> u8 {
         self.approvals_required
+    }
+
+    /// How long an approver change keeps the key from deciding (SPEC §2).
+    pub fn approver_hold_hours(&self) -> u16 {
+        self.approver_hold_hours
     }
 
     pub fn base_timezone(&self) -> Tz {
@@ -145,10 +164,13 @@ impl Tenant {
             || change
                 .approvals_required
                 .is_some_and(|v| v != fixed.approvals_required)
+            || change
+                .approver_hold_hours
+                .is_some_and(|v| v != fixed.approver_hold_hours)
         {
             return Err(Error::rule(
                 ErrorCode::ApprovalSettingImmutable,
-                "approval_required and approvals_required are chosen once, at provisioning, and never change",
+                "approval_required, approvals_required and approver_hold_hours are chosen once, at provisioning, and never change",
             ));
         }
         if change
@@ -205,6 +227,7 @@ pub struct TenantChange {
     pub slug: Option<String>,
     pub approval_required: Option<bool>,
     pub approvals_required: Option<u8>,
+    pub approver_hold_hours: Option<u16>,
     pub base_timezone: Option<String>,
 }
 
@@ -255,7 +278,7 @@ mod tests {
         Tenant::new(
             TenantId(Uuid::nil()),
             "acme".into(),
-            FixedSettings::new(approval, approvals, "Europe/Berlin").expect("valid"),
+            FixedSettings::new(approval, approvals, 24, "Europe/Berlin").expect("valid"),
             MutableSettings {
                 name: "Acme".into(),
                 locale: Locale::De,
@@ -271,12 +294,34 @@ mod tests {
 
     #[test]
     fn approvals_required_is_bounded_and_one_without_the_approver_function() {
-        assert!(FixedSettings::new(true, 0, "UTC").is_err());
-        assert!(FixedSettings::new(true, 4, "UTC").is_err());
-        assert!(FixedSettings::new(true, 3, "UTC").is_ok());
-        assert!(FixedSettings::new(false, 2, "UTC").is_err());
-        assert!(FixedSettings::new(false, 1, "UTC").is_ok());
-        assert!(FixedSettings::new(false, 1, "Mars/Olympus").is_err());
+        assert!(FixedSettings::new(true, 0, 24, "UTC").is_err());
+        assert!(FixedSettings::new(true, 4, 24, "UTC").is_err());
+        assert!(FixedSettings::new(true, 3, 24, "UTC").is_ok());
+        assert!(FixedSettings::new(false, 2, 24, "UTC").is_err());
+        assert!(FixedSettings::new(false, 1, 24, "UTC").is_ok());
+        assert!(FixedSettings::new(false, 1, 24, "Mars/Olympus").is_err());
+    }
+
+    #[test]
+    fn the_approver_hold_lasts_at_most_a_week_and_never_changes() {
+        assert!(FixedSettings::new(true, 1, 0, "UTC").is_ok());
+        assert!(FixedSettings::new(true, 1, 168, "UTC").is_ok());
+        assert!(FixedSettings::new(true, 1, 169, "UTC").is_err());
+        let mut t = tenant(true, 1);
+        let refused = t.apply(TenantChange {
+            approver_hold_hours: Some(0),
+            ..Default::default()
+        });
+        assert_eq!(
+            refused.err().map(|e| e.code()),
+            Some(ErrorCode::ApprovalSettingImmutable)
+        );
+        let same = t.apply(TenantChange {
+            approver_hold_hours: Some(24),
+            ..Default::default()
+        });
+        assert!(same.is_ok());
+        assert_eq!(t.fixed().approver_hold_hours(), 24);
     }
 
     #[test]

@@ -98,19 +98,37 @@ impl Verdict {
     }
 }
 
-/// A person acting through a programming key (or a webservice credential,
-/// which has no employee).
+/// A person acting through a programming key, or through a webservice
+/// credential, which counts as made by the person who created it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Person {
+    /// The credential that acted: a programming key or an API key.
     pub credential_id: Uuid,
+    /// The programming key behind it: the same key, or the one that created
+    /// the API key.
+    pub programming_key_id: Option<Uuid>,
+    /// The employee holding that programming key.
     pub employee_id: Option<Uuid>,
 }
 
 impl Person {
-    /// Four eyes: the same key, or the same employee behind another key.
+    /// A person acting through their own programming key.
+    pub fn of_key(key: Uuid, employee_id: Option<Uuid>) -> Self {
+        Person {
+            credential_id: key,
+            programming_key_id: Some(key),
+            employee_id,
+        }
+    }
+
+    /// Four eyes: the same credential, the same programming key behind
+    /// another credential, or the same employee behind another key.
     pub fn is_same_as(&self, other: &Person) -> bool {
+        let same =
+            |a: Option<Uuid>, b: Option<Uuid>| matches!((a, b), (Some(a), Some(b)) if a == b);
         self.credential_id == other.credential_id
-            || matches!((self.employee_id, other.employee_id), (Some(a), Some(b)) if a == b)
+            || same(self.programming_key_id, other.programming_key_id)
+            || same(self.employee_id, other.employee_id)
     }
 }
 
@@ -559,10 +577,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn person(n: u128, employee: Option<u128>) -> Person {
-        Person {
-            credential_id: Uuid::from_u128(n),
-            employee_id: employee.map(Uuid::from_u128),
-        }
+        Person::of_key(Uuid::from_u128(n), employee.map(Uuid::from_u128))
     }
 
     fn pending(required: u8) -> PendingRequest {
@@ -586,6 +601,42 @@ mod tests {
         );
         assert!(matches!(
             pending(1).decide(person(2, Some(200)), Verdict::Approve),
+            Ok(DecisionOutcome::Approved(_))
+        ));
+    }
+
+    #[test]
+    fn four_eyes_reach_through_the_credential_a_person_created() {
+        let code = |r: Result<DecisionOutcome>| r.err().map(|e| e.code());
+        // An API key (50) created with programming key 1 of employee 100.
+        let by_integration = PendingRequest {
+            requester: Person {
+                credential_id: Uuid::from_u128(50),
+                programming_key_id: Some(Uuid::from_u128(1)),
+                employee_id: Some(Uuid::from_u128(100)),
+            },
+            approvals_required: 1,
+            decisions: vec![],
+        };
+        assert_eq!(
+            code(
+                by_integration
+                    .clone()
+                    .decide(person(1, Some(100)), Verdict::Approve)
+            ),
+            Some(ErrorCode::SelfApproval)
+        );
+        // The same creator's key, issued to another employee since.
+        assert_eq!(
+            code(
+                by_integration
+                    .clone()
+                    .decide(person(1, Some(300)), Verdict::Approve)
+            ),
+            Some(ErrorCode::SelfApproval)
+        );
+        assert!(matches!(
+            by_integration.decide(person(2, Some(200)), Verdict::Approve),
             Ok(DecisionOutcome::Approved(_))
         ));
     }

@@ -30,6 +30,8 @@ fn api_key_to_domain(m: api_keys::Model) -> Result<ApiKey> {
         name: m.name,
         roles,
         prefix: m.prefix,
+        created_by_programming_key_id: m.created_by_programming_key_id,
+        created_by_employee_id: m.created_by_employee_id,
         created_at: m.created_at,
     })
 }
@@ -48,6 +50,7 @@ impl ApiKeys for Store {
         let secret = secrets::new_secret("csk");
         let mut change = self.change(t, by).await?;
         let now = change.now;
+        let creator = crate::requests::person_of(&*change, by).await?;
         let row = api_keys::ActiveModel {
             id: Set(Uuid::now_v7()),
             tenant_id: Set(t.0),
@@ -56,13 +59,21 @@ impl ApiKeys for Store {
             key_hash: Set(secrets::digest(&secret)),
             roles: Set(serde_json::to_value(&roles).map_err(anyhow::Error::from)?),
             token_generation: Set(0),
+            created_by_programming_key_id: Set(creator.programming_key_id),
+            created_by_employee_id: Set(creator.employee_id),
             created_at: Set(now),
         }
         .insert(&*change)
         .await
         .db()?;
         let item = api_key_to_domain(row)?;
-        let details = json!({"name": item.name, "roles": item.roles, "prefix": item.prefix});
+        let details = json!({
+            "name": item.name,
+            "roles": item.roles,
+            "prefix": item.prefix,
+            "created_by_programming_key_id": item.created_by_programming_key_id,
+            "created_by_employee_id": item.created_by_employee_id,
+        });
         change.record(NewEntry::new(
             Action::ApiKeyCreated,
             names::API_KEY,

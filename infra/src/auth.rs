@@ -476,16 +476,31 @@ impl Auth for AuthService {
                 .db()?;
             entries.push(Revocation::family(family, self.clock.now()));
         }
-        self.revocations.record(&txn, &entries).await?;
-        txn.commit().await.db()?;
-        self.revocations.publish(&entries).await;
-        Ok(())
+        let p = &session.principal;
+        let Some(t) = p.tenant_id else {
+            self.revocations.record(&txn, &entries).await?;
+            txn.commit().await.db()?;
+            self.revocations.publish(&entries).await;
+            return Ok(());
+        };
+        let subject = match p.kind {
+            PrincipalKind::Webservice => names::API_KEY,
+            PrincipalKind::Agent => names::AGENT,
+            _ => names::PROGRAMMING_KEY,
+        };
+        let actor = actor_of(&txn, p).await?;
+        let mut change = Change::over(txn, t, actor, self.clock.now());
+        let details = json!({"token_id": session.token_id, "refresh_family": session.family});
+        change.record(NewEntry::new(Action::Logout, subject, p.id, details));
+        change.revoke(entries);
+        change.commit(self.outlets()).await
     }
 
     async fn me(&self, session: &Session) -> Result<Me> {
         let p = &session.principal;
         let tenant = self.tenant_of(session).await?;
         let txn = self.begin_for(p.tenant_id).await?;
+        let mut hold_until = None;
         let (name, employee_id) = match p.kind {
             PrincipalKind::User => {
                 let key = programming_keys::Entity::find_by_id(p.id)
@@ -497,6 +512,7 @@ impl Auth for AuthService {
                     Some(id) => employees::Entity::find_by_id(id).one(&txn).await.db()?,
                     None => None,
                 };
+                hold_until = key.hold_until.filter(|until| *until > self.clock.now());
                 (employee.map_or(key.name, |e| e.name), key.employee_id)
             }
             PrincipalKind::Webservice => {
@@ -526,6 +542,7 @@ impl Auth for AuthService {
             roles: p.roles.clone(),
             employee_id,
             pin_change_required: p.pin_change_only,
+            hold_until,
         })
     }
 

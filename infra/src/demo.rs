@@ -9,7 +9,9 @@ use countersign_domain::ports::{
     NewRemoteDevice, NewTenant, ProgrammingKeyCommand, ProgrammingKeys, Tenants,
 };
 use countersign_domain::role::{Role, RoleSet};
-use countersign_domain::tenant::{FixedSettings, Locale, MutableSettings, TenantId, TenantStatus};
+use countersign_domain::tenant::{
+    DEFAULT_APPROVER_HOLD_HOURS, FixedSettings, Locale, MutableSettings, TenantId, TenantStatus,
+};
 use countersign_domain::{Error, Result};
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, EntityTrait, PaginatorTrait, QueryFilter};
@@ -145,7 +147,7 @@ pub async fn seed(store: &Store) -> Result<Option<Demo>> {
     let provisioned = store
         .provision(NewTenant {
             slug: "demo".into(),
-            fixed: FixedSettings::new(true, 1, "Europe/Berlin")?,
+            fixed: FixedSettings::new(true, 1, DEFAULT_APPROVER_HOLD_HOURS, "Europe/Berlin")?,
             settings: MutableSettings {
                 name: "Demo Stadtwerke".into(),
                 locale: Locale::En,
@@ -300,7 +302,9 @@ async fn admin_principal(store: &Store, t: TenantId) -> Result<Principal> {
     })
 }
 
-/// Demo PINs are set as if their holders had chosen them: not one-time.
+/// Demo PINs are set as if their holders had chosen them: not one-time. The
+/// demo's people were set up before the demo began, so their keys carry no
+/// hold from being issued: the walkthrough can approve at once.
 async fn set_known_pin(
     store: &Store,
     t: TenantId,
@@ -321,6 +325,10 @@ async fn set_known_pin(
         .col_expr(programming_keys::Column::PinHash, Expr::value(hash))
         .col_expr(programming_keys::Column::PinOneTime, Expr::value(false))
         .col_expr(
+            programming_keys::Column::HoldUntil,
+            Expr::value(Option::<chrono::DateTime<chrono::Utc>>::None),
+        )
+        .col_expr(
             programming_keys::Column::Roles,
             Expr::value(serde_json::to_value(roles).map_err(anyhow::Error::from)?),
         )
@@ -328,7 +336,7 @@ async fn set_known_pin(
         .exec(&*change)
         .await
         .db()?;
-    let details = json!({"one_time": false, "demo": true, "roles": roles});
+    let details = json!({"one_time": false, "demo": true, "roles": roles, "hold_until": null});
     change.record(NewEntry::new(
         Action::ProgrammingKeyPinSet,
         names::PROGRAMMING_KEY,

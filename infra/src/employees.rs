@@ -1,17 +1,19 @@
 //! Employees, and the rule that an approver's holder keeps an e-mail address.
 
 use countersign_domain::Result;
+use countersign_domain::approver_changes::ApproverChange;
 use countersign_domain::directory::Employee;
+use countersign_domain::directory::{KeyStatus, ProgrammingKey};
 use countersign_domain::history::{Action, NewEntry, names};
 use countersign_domain::page::{Page, PageRequest};
 use countersign_domain::permission::Principal;
 use countersign_domain::ports::{EmployeeChange, Employees};
-use countersign_domain::role::{Role, RoleSet};
 use countersign_domain::tenant::TenantId;
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 use serde_json::json;
 use uuid::Uuid;
 
+use crate::approver_changes::{Announcement, announce};
 use crate::db::DbResult;
 use crate::entities::{employees, programming_keys};
 use crate::history::changes;
@@ -26,23 +28,27 @@ pub(crate) fn to_domain(m: employees::Model) -> Employee {
     }
 }
 
-/// Whether the employee holds an issued programming key with the approver role.
-pub(crate) async fn holds_approver_key(
+/// The issued programming keys with the approver role that the employee holds.
+async fn approver_keys_of(
     conn: &impl ConnectionTrait,
     t: TenantId,
     employee: Uuid,
-) -> Result<bool> {
+) -> Result<Vec<ProgrammingKey>> {
     let keys = programming_keys::Entity::find()
         .filter(programming_keys::Column::TenantId.eq(t.0))
         .filter(programming_keys::Column::EmployeeId.eq(employee))
-        .filter(programming_keys::Column::Status.eq("issued"))
+        .filter(programming_keys::Column::Status.eq(KeyStatus::Issued.as_str()))
         .all(conn)
         .await
         .db()?;
-    Ok(keys.iter().any(|k| {
-        serde_json::from_value::<RoleSet>(k.roles.clone())
-            .is_ok_and(|roles| roles.contains(Role::Approver))
-    }))
+    let mut approver_keys = Vec::new();
+    for row in &keys {
+        let key = crate::programming_keys::to_domain(row)?;
+        if key.is_approver() {
+            approver_keys.push(key);
+        }
+    }
+    Ok(approver_keys)
 }
 
 fn entry(action: Action, employee: &Employee, details: serde_json::Value) -> NewEntry {
@@ -107,8 +113,9 @@ impl Employees for Store {
         let row = scoped::<employees::Entity>(&*change, t, id, true, "employee").await?;
         let mut employee = to_domain(row.clone());
         let before = json!({"name": employee.name, "email": employee.email});
-        let approver = holds_approver_key(&*change, t, id).await?;
-        employee.change(update.name, update.email, approver)?;
+        let previous_email = employee.email.clone();
+        let approver_keys = approver_keys_of(&*change, t, id).await?;
+        employee.change(update.name, update.email, !approver_keys.is_empty())?;
         let mut active: employees::ActiveModel = row.into();
         active.name = Set(employee.name.clone());
         active.email = Set(employee.email.clone());
@@ -120,6 +127,16 @@ impl Employees for Store {
             &employee,
             json!({"changes": changes(&before, &after)}),
         ));
+        if employee.email != previous_email {
+            for mut key in approver_keys {
+                let announcement = Announcement {
+                    change: ApproverChange::EmailChanged,
+                    previous_address: previous_email.clone(),
+                    details: json!({"old_email": previous_email, "new_email": employee.email}),
+                };
+                announce(&mut change, &mut key, announcement).await?;
+            }
+        }
         self.commit(change).await?;
         Ok(employee)
     }

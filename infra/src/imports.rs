@@ -68,6 +68,7 @@ fn programming_key_row(
         employee_id: Set(None),
         pin_hash: Set(None),
         pin_one_time: Set(true),
+        hold_until: Set(None),
         token_generation: Set(0),
         created_at: Set(now),
         updated_at: Set(now),

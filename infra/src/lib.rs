@@ -4,6 +4,7 @@
 mod agent_work;
 mod agents;
 mod api_keys;
+mod approver_changes;
 pub mod auth;
 mod change;
 pub mod clock;

@@ -61,6 +61,7 @@ pub(crate) async fn enqueue(
             last_error: Set(None),
             created_at: Set(now),
             sent_at: Set(None),
+            secret: Set(notice.is_secret()),
         }
         .insert(conn)
         .await
@@ -85,6 +86,9 @@ pub async fn enqueue_for_tenant(
         .ok_or_else(|| Error::not_found("tenant"))?;
     enqueue(conn, &tenant, recipients, notice, public_url, now).await
 }
+
+/// What a secret mail's body reads once it was sent or given up.
+const WIPED: &str = "(wiped after delivery: it carried a one-time PIN)";
 
 /// Rows claimed per round.
 const BATCH: u64 = 10;
@@ -249,6 +253,15 @@ impl Mailer {
         if outcome.is_err() {
             self.send_failures.fetch_add(1, Ordering::Relaxed);
         }
+        let ends = match &outcome {
+            Ok(()) => true,
+            Err(err) => err.permanent || attempts >= self.max_attempts,
+        };
+        let update = if row.secret && ends {
+            update.col_expr(mail_outbox::Column::Body, Expr::value(WIPED))
+        } else {
+            update
+        };
         let update = match outcome {
             Ok(()) => {
                 report.sent += 1;

@@ -1,5 +1,6 @@
 //! Programming keys: the administrators' credentials, their roles, PINs and status.
 
+use countersign_domain::approver_changes::ApproverChange;
 use countersign_domain::directory::{
     ApproverRoleChange, Employee, KeyStatus, ProgrammingKey, check_marking, check_pin,
 };
@@ -8,15 +9,18 @@ use countersign_domain::notification::Notice;
 use countersign_domain::page::{Page, PageRequest};
 use countersign_domain::permission::Principal;
 use countersign_domain::ports::{
-    NewProgrammingKey, ProgrammingKeyChange, ProgrammingKeyCommand, ProgrammingKeys,
+    NewProgrammingKey, PinDelivery, ProgrammingKeyChange, ProgrammingKeyCommand, ProgrammingKeys,
 };
 use countersign_domain::role::{Role, RoleSet};
 use countersign_domain::tenant::{TenantId, check_name};
 use countersign_domain::{Error, ErrorCode, Result};
-use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
+use sea_orm::{ActiveModelTrait, ConnectionTrait, Set};
 use serde_json::json;
 use uuid::Uuid;
 
+use crate::approver_changes::{
+    Announcement, announce, announce_if_changed, approvers_and_auditors,
+};
 use crate::change::Change;
 use crate::db::DbResult;
 use crate::employees;
@@ -43,6 +47,7 @@ pub(crate) fn to_domain(m: &programming_keys::Model) -> Result<ProgrammingKey> {
         valid_until: m.valid_until,
         roles: roles_of(&m.roles)?,
         employee_id: m.employee_id,
+        hold_until: m.hold_until,
         created_at: m.created_at,
     })
 }
@@ -103,41 +108,6 @@ fn entry(action: Action, key: &ProgrammingKey, details: serde_json::Value) -> Ne
     NewEntry::new(action, names::PROGRAMMING_KEY, key.id, details)
 }
 
-/// The addresses of every approver and auditor whose key is issued to an
-/// employee with an e-mail, plus the holder of `key` (told of their own change).
-async fn approvers_and_auditors(
-    conn: &impl ConnectionTrait,
-    t: TenantId,
-    key: &ProgrammingKey,
-) -> Result<Vec<String>> {
-    let issued = programming_keys::Entity::find()
-        .filter(programming_keys::Column::TenantId.eq(t.0))
-        .filter(programming_keys::Column::Status.eq(KeyStatus::Issued.as_str()))
-        .all(conn)
-        .await
-        .db()?;
-    let mut holders = Vec::new();
-    for row in &issued {
-        let roles = roles_of(&row.roles)?;
-        if roles.contains(Role::Approver) || roles.contains(Role::Auditor) {
-            holders.extend(row.employee_id);
-        }
-    }
-    holders.extend(key.employee_id);
-    let mut addresses: Vec<String> = employee_rows::Entity::find()
-        .filter(employee_rows::Column::TenantId.eq(t.0))
-        .filter(employee_rows::Column::Id.is_in(holders))
-        .all(conn)
-        .await
-        .db()?
-        .into_iter()
-        .filter_map(|e| e.email)
-        .collect();
-    addresses.sort();
-    addresses.dedup();
-    Ok(addresses)
-}
-
 /// Granting or removing the approver role e-mails every approver and auditor.
 async fn tell_approver_role_changed(
     change: &mut Change,
@@ -145,7 +115,8 @@ async fn tell_approver_role_changed(
     granted: bool,
 ) -> Result<()> {
     let t = change.tenant;
-    let recipients = approvers_and_auditors(&**change, t, key).await?;
+    let holders: Vec<Uuid> = key.employee_id.into_iter().collect();
+    let recipients = approvers_and_auditors(&**change, t, &holders).await?;
     let holder = holder(&**change, t, key.employee_id).await?.map(|e| e.name);
     let notice = Notice::ApproverRoleChanged {
         programming_key_marking: key.marking.clone(),
@@ -183,6 +154,7 @@ impl ProgrammingKeys for Store {
             pin_hash: Set(None),
             pin_one_time: Set(true),
             token_generation: Set(0),
+            hold_until: Set(None),
             created_at: Set(now),
             updated_at: Set(now),
         }
@@ -271,14 +243,17 @@ impl ProgrammingKeys for Store {
                 json!({"old_roles": before.roles, "new_roles": key.roles}),
             ));
         }
+        let approver_change = key.approver_change_from(&before).is_some();
+        announce_if_changed(&mut change, &before, &mut key).await?;
         match approver {
-            ApproverRoleChange::Granted => {
+            // Granted to an issued key: announced as an approver change.
+            ApproverRoleChange::Granted if !approver_change => {
                 tell_approver_role_changed(&mut change, &key, true).await?;
             }
             ApproverRoleChange::Removed => {
                 tell_approver_role_changed(&mut change, &key, false).await?;
             }
-            ApproverRoleChange::None => {}
+            _ => {}
         }
         self.commit(change).await?;
         Ok(key)
@@ -295,6 +270,7 @@ impl ProgrammingKeys for Store {
         let row =
             scoped::<programming_keys::Entity>(&*change, t, id, true, "programming key").await?;
         let mut key = to_domain(&row)?;
+        let before = key.clone();
         let (revoke, action, details) = match command {
             ProgrammingKeyCommand::Issue { employee_id } => {
                 let employee = holder(&*change, t, Some(employee_id))
@@ -325,6 +301,7 @@ impl ProgrammingKeys for Store {
         active.update(&*change).await.db()?;
         change.revoke(revocations);
         change.record(entry(action, &key, details));
+        announce_if_changed(&mut change, &before, &mut key).await?;
         if matches!(
             command,
             ProgrammingKeyCommand::Return | ProgrammingKeyCommand::Block
@@ -341,28 +318,76 @@ impl ProgrammingKeys for Store {
         t: TenantId,
         by: &Principal,
         id: Uuid,
-        pin: &str,
-    ) -> Result<()> {
-        check_pin(pin)?;
-        let hash = secrets::hash_pin(pin).await?;
+        pin: Option<String>,
+    ) -> Result<PinDelivery> {
         let mut change = self.change(t, by).await?;
         let row =
             scoped::<programming_keys::Entity>(&*change, t, id, true, "programming key").await?;
-        let key = to_domain(&row)?;
+        let mut key = to_domain(&row)?;
+        let holder = holder(&*change, t, key.employee_id).await?;
+        let (pin, approver_holder) = match one_time_pin_route(&key, holder, pin)? {
+            PinRoute::AsGiven(pin) => (pin, None),
+            PinRoute::MailTo(address) => (secrets::new_pin(), Some(address)),
+        };
+        let hash = secrets::hash_pin(&pin).await?;
         let (mut active, revocations) = apply(row, &key, change.now, true)?;
         active.pin_hash = Set(Some(hash));
         active.pin_one_time = Set(true);
         active.update(&*change).await.db()?;
         change.revoke(revocations);
-        let details = json!({"one_time": true, "by_holder": false});
+        let by_server = approver_holder.is_some();
+        let details = json!({"one_time": true, "by_holder": false, "made_by_server": by_server});
         change.record(entry(Action::ProgrammingKeyPinSet, &key, details));
-        if key.roles.contains(Role::Approver) {
-            let holder: Option<Employee> = holder(&*change, t, key.employee_id).await?;
-            let notice = Notice::PinSetByOther {
-                programming_key_marking: key.marking.clone(),
-            };
-            change.mail(holder.and_then(|e| e.email).into_iter().collect(), notice);
-        }
-        self.commit(change).await
+        let Some(email) = approver_holder else {
+            self.commit(change).await?;
+            return Ok(PinDelivery::AsGiven);
+        };
+        let notice = Notice::OneTimePin {
+            programming_key_marking: key.marking.clone(),
+            pin,
+        };
+        change.mail(vec![email], notice);
+        let announcement = Announcement {
+            change: ApproverChange::PinSet,
+            previous_address: None,
+            details: json!({}),
+        };
+        let hold_until = announce(&mut change, &mut key, announcement).await?;
+        self.commit(change).await?;
+        Ok(PinDelivery::MailedToHolder { hold_until })
+    }
+}
+
+/// Where a PIN set by someone other than the holder comes from.
+enum PinRoute {
+    /// The caller's, for a key without the approver role.
+    AsGiven(String),
+    /// Made by the server and mailed to the holder at this address alone.
+    MailTo(String),
+}
+
+/// An approver key's PIN is made by the server and mailed to its holder
+/// alone, so the caller may not choose one; any other key's PIN is the caller's.
+fn one_time_pin_route(
+    key: &ProgrammingKey,
+    holder: Option<Employee>,
+    pin: Option<String>,
+) -> Result<PinRoute> {
+    if !key.is_approver() {
+        let pin = pin.ok_or_else(|| Error::invalid("pin: a PIN is required for this key"))?;
+        check_pin(&pin)?;
+        return Ok(PinRoute::AsGiven(pin));
+    }
+    if pin.is_some() {
+        return Err(Error::invalid(
+            "pin: nobody but its holder learns an approver's PIN; send no PIN and the server mails a one-time PIN to the holder",
+        ));
+    }
+    match holder.and_then(|h| h.email) {
+        Some(email) if key.status == KeyStatus::Issued => Ok(PinRoute::MailTo(email)),
+        _ => Err(Error::rule(
+            ErrorCode::ApproverRequiresEmail,
+            "an approver key's PIN is mailed to its holder: issue the key to an employee with an e-mail address first",
+        )),
     }
 }

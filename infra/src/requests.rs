@@ -29,7 +29,7 @@ use uuid::Uuid;
 use crate::change::Change;
 use crate::db::DbResult;
 use crate::entities::{
-    cylinders, employees, event_log_requests as requests, keys, programming_keys,
+    api_keys, cylinders, employees, event_log_requests as requests, keys, programming_keys,
     readout_jobs as jobs, request_decisions as decisions, tenants,
 };
 use crate::jobs::{NewJob, insert_job, job_view, latest_jobs_of, set_job_status};
@@ -41,20 +41,40 @@ fn parse<T>(value: Option<T>, what: &str) -> Result<T> {
     value.ok_or_else(|| Error::Internal(anyhow::anyhow!("stored {what} is unreadable")))
 }
 
-/// The person behind a caller: the programming key and its holder, or the credential.
-async fn person_of(conn: &impl ConnectionTrait, p: &Principal) -> Result<Person> {
-    let employee_id = match p.kind {
-        PrincipalKind::User => programming_keys::Entity::find_by_id(p.id)
+/// The person behind a caller: the programming key and its holder, or for a
+/// webservice credential the programming key and employee that created it.
+pub(crate) async fn person_of(conn: &impl ConnectionTrait, p: &Principal) -> Result<Person> {
+    let (programming_key_id, employee_id) = match p.kind {
+        PrincipalKind::User => {
+            let key = programming_keys::Entity::find_by_id(p.id)
+                .one(conn)
+                .await
+                .db()?;
+            (Some(p.id), key.and_then(|k| k.employee_id))
+        }
+        PrincipalKind::Webservice => api_keys::Entity::find_by_id(p.id)
             .one(conn)
             .await
             .db()?
-            .and_then(|k| k.employee_id),
-        _ => None,
+            .map_or((None, None), |k| {
+                (k.created_by_programming_key_id, k.created_by_employee_id)
+            }),
+        _ => (None, None),
     };
     Ok(Person {
         credential_id: p.id,
+        programming_key_id,
         employee_id,
     })
+}
+
+/// The requester of a stored request, as four eyes compare people.
+pub(crate) fn requester_of(row: &requests::Model) -> Person {
+    Person {
+        credential_id: row.requested_by_id,
+        programming_key_id: row.requested_by_programming_key_id,
+        employee_id: row.requested_by_employee_id,
+    }
 }
 
 /// An approver able to act: key holds the role and can log in, holder has an e-mail.
@@ -93,10 +113,7 @@ async fn approvers_able_to_act(
             && let Some(email) = holder.and_then(|h| h.email)
         {
             approvers.push(Approver {
-                person: Person {
-                    credential_id: key.id,
-                    employee_id: key.employee_id,
-                },
+                person: Person::of_key(key.id, key.employee_id),
                 email,
             });
         }
@@ -524,6 +541,7 @@ fn new_request_row(
         requested_by_kind: Set(by.kind.as_str().to_owned()),
         requested_by_id: Set(by.id),
         requested_by_employee_id: Set(requester.employee_id),
+        requested_by_programming_key_id: Set(requester.programming_key_id),
         requested_by_name: Set(change.actor.name.clone()),
         approvals_required: Set(tenant.approvals_required),
         requested_at: Set(now),
@@ -546,18 +564,12 @@ async fn restore(change: &Change, row: &requests::Model) -> Result<Request> {
         .map(|d| {
             Ok(CastDecision {
                 verdict: parse(Verdict::parse(&d.decision), "decision")?,
-                approver: Person {
-                    credential_id: d.programming_key_id,
-                    employee_id: Some(d.employee_id),
-                },
+                approver: Person::of_key(d.programming_key_id, Some(d.employee_id)),
             })
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(Request::restore(status, || PendingRequest {
-        requester: Person {
-            credential_id: row.requested_by_id,
-            employee_id: row.requested_by_employee_id,
-        },
+        requester: requester_of(row),
         approvals_required: row.approvals_required as u8,
         decisions,
     }))
@@ -733,6 +745,9 @@ impl Requests for Store {
                 "an approver acts only while their key is issued, valid and unblocked and its holder has an e-mail address",
             ));
         }
+        let key = scoped::<programming_keys::Entity>(&*change, t, by.id, false, "programming key")
+            .await?;
+        programming_key_to_domain(&key)?.check_may_decide(change.now)?;
         store_decision(&mut change, &row, by, employee_id, verdict, comment.clone()).await?;
         let request = summary_of(&row)?;
         let ended = match outcome {

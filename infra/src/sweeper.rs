@@ -8,9 +8,7 @@ use countersign_domain::history::Actor;
 use countersign_domain::notification::Notice;
 use countersign_domain::ports::{SweepReport, Sweeper};
 use countersign_domain::tenant::TenantId;
-use countersign_domain::workflow::{
-    JobEvent, JobStatus, PendingRequest, Person, Request, RequestStatus,
-};
+use countersign_domain::workflow::{JobEvent, JobStatus, PendingRequest, Request, RequestStatus};
 use sea_orm::sea_query::{LockBehavior, LockType};
 use sea_orm::{ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, TransactionTrait};
 use serde_json::json;
@@ -60,10 +58,7 @@ pub(crate) async fn expire_locked(change: &mut Change, row: requests::Model) -> 
     let job = latest_jobs(&**change, vec![row.id]).await?.pop();
     let job_status = job.as_ref().and_then(|j| JobStatus::parse(&j.status));
     let pending = || PendingRequest {
-        requester: Person {
-            credential_id: row.requested_by_id,
-            employee_id: row.requested_by_employee_id,
-        },
+        requester: crate::requests::requester_of(&row),
         approvals_required: row.approvals_required as u8,
         decisions: vec![],
     };

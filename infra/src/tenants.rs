@@ -34,6 +34,7 @@ pub(crate) fn to_domain(m: tenants::Model) -> Result<Tenant> {
     let fixed = FixedSettings::new(
         m.approval_required,
         m.approvals_required as u8,
+        u16::try_from(m.approver_hold_hours).map_err(|_| corrupt("approver hold"))?,
         &m.base_timezone,
     )
     .map_err(|_| corrupt("fixed setting"))?;
@@ -71,6 +72,7 @@ fn settings_of(tenant: &Tenant) -> serde_json::Value {
         "base_timezone": tenant.fixed().base_timezone().name(),
         "approval_required": tenant.fixed().approval_required(),
         "approvals_required": tenant.fixed().approvals_required(),
+        "approver_hold_hours": tenant.fixed().approver_hold_hours(),
         "locale": locale_str(s.locale),
         "event_retention_days": s.event_retention_days,
         "request_ttl_hours": s.request_ttl_hours,
@@ -105,6 +107,7 @@ impl Tenants for Store {
             locale: Set(locale_str(s.locale).to_owned()),
             approval_required: Set(tenant.fixed().approval_required()),
             approvals_required: Set(i16::from(tenant.fixed().approvals_required())),
+            approver_hold_hours: Set(tenant.fixed().approver_hold_hours() as i16),
             event_retention_days: Set(s.event_retention_days as i32),
             request_ttl_hours: Set(s.request_ttl_hours as i32),
             execution_ttl_hours: Set(s.execution_ttl_hours as i32),
@@ -145,6 +148,7 @@ impl Tenants for Store {
             pin_hash: Set(Some(pin_hash)),
             pin_one_time: Set(true),
             token_generation: Set(0),
+            hold_until: Set(None),
             created_at: Set(now),
             updated_at: Set(now),
         }

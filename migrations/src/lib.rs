@@ -9,6 +9,7 @@ mod m0003_lookup_indexes;
 mod m0004_row_level_security;
 mod m0005_events_by_age;
 mod m0006_sweep_indexes;
+mod m0007_approver_hold;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0004_row_level_security::Migration),
             Box::new(m0005_events_by_age::Migration),
             Box::new(m0006_sweep_indexes::Migration),
+            Box::new(m0007_approver_hold::Migration),
         ]
     }
 }

@@ -351,14 +351,15 @@ impl TestApp {
     }
 
     /// Provisions a tenant with `settings` merged over the defaults (approver
-    /// function on, Europe/Berlin, German, TTLs 48 h and 24 h) and returns it
-    /// with a ready super administrator. The slug gets a random suffix.
+    /// function on, Europe/Berlin, German, TTLs 48 h and 24 h, no approver
+    /// hold, so that the approvers a test makes can decide at once) and
+    /// returns it with a ready super administrator. The slug gets a random suffix.
     pub async fn tenant_with(&self, slug: &str, settings: Value) -> Tenant {
         let slug = &unique_slug(slug);
         let operator = self.operator().await;
         let mut body = json!({
             "slug": slug, "name": format!("Tenant {slug}"), "base_timezone": "Europe/Berlin", "locale": "de",
-            "approval_required": true, "request_ttl_hours": 48, "execution_ttl_hours": 24,
+            "approval_required": true, "request_ttl_hours": 48, "execution_ttl_hours": 24, "approver_hold_hours": 0,
             "initial_admin": {"employee_name": "Ada Admin", "email": format!("ada@{slug}.example"), "programming_key_marking": "ADMIN-1"}
         });
         if let (Some(body), Some(settings)) = (body.as_object_mut(), settings.as_object()) {
@@ -414,7 +415,9 @@ impl TestApp {
     }
 
     /// Creates an employee and a programming key with `roles` issued to them,
-    /// with a PIN set by the holder; returns the key's id and a token.
+    /// with a PIN set by the holder; returns the key's id and a token. An
+    /// approver key gets its PIN before its role (nobody but its holder learns
+    /// an approver's PIN): the role is granted last, an approver change.
     pub async fn person(
         &self,
         tenant: &Tenant,
@@ -430,11 +433,13 @@ impl TestApp {
             )
             .await
             .assert(201);
+        let approver = roles.contains(&"approver");
+        let first_roles: Vec<&str> = roles.iter().copied().filter(|r| *r != "approver").collect();
         let key = self
             .post(
                 "/v1/programming-keys",
                 &tenant.admin,
-                json!({"marking": marking, "name": marking, "roles": roles}),
+                json!({"marking": marking, "name": marking, "roles": first_roles}),
             )
             .await
             .assert(201);
@@ -462,6 +467,15 @@ impl TestApp {
         )
         .await
         .assert(204);
+        if approver {
+            self.patch(
+                &format!("/v1/programming-keys/{id}"),
+                &tenant.admin,
+                json!({"roles": roles}),
+            )
+            .await
+            .assert(200);
+        }
         let token = self.login(&tenant.slug, marking, "97531").await.assert(200);
         (
             id.parse().unwrap(),

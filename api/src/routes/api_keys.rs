@@ -40,6 +40,10 @@ pub struct ApiKeyOut {
     pub roles: Vec<Role>,
     /// The first characters of the key, to recognise it.
     pub prefix: String,
+    /// The programming key that created it: a request made with this API
+    /// key counts as made by that key's holder too (four eyes).
+    pub created_by_programming_key_id: Option<Uuid>,
+    pub created_by_employee_id: Option<Uuid>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -50,6 +54,8 @@ impl From<ApiKey> for ApiKeyOut {
             name: k.name,
             roles: k.roles.iter().collect(),
             prefix: k.prefix,
+            created_by_programming_key_id: k.created_by_programming_key_id,
+            created_by_employee_id: k.created_by_employee_id,
             created_at: k.created_at,
         }
     }

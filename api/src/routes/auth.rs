@@ -1,6 +1,7 @@
 //! `/v1/auth` and `/v1/me`: tokens for every kind of credential.
 
 use actix_web::{HttpResponse, get, post, web};
+use chrono::{DateTime, Utc};
 use countersign_domain::auth::Grant;
 use countersign_domain::permission::PrincipalKind;
 use countersign_domain::role::Role;
@@ -11,6 +12,7 @@ use validator::Validate;
 
 use crate::extract::{Caller, Valid};
 use crate::problem::{ApiError, ListProblems, Problem};
+use crate::routes::tenants::TenantOut;
 use crate::schema::{PrincipalKindName, RoleName};
 use crate::state::AppState;
 
@@ -157,24 +159,21 @@ pub async fn revoke(state: web::Data<AppState>, caller: Caller) -> Result<HttpRe
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct MeTenant {
-    pub id: Uuid,
-    pub slug: String,
-    pub name: String,
-    pub approval_required: bool,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
 pub struct MeOut {
     #[schema(value_type = PrincipalKindName)]
     pub kind: PrincipalKind,
     pub id: Uuid,
     pub name: String,
-    pub tenant: Option<MeTenant>,
+    /// The caller's tenant and all its settings, so that anyone can see for
+    /// themselves that the approver function is on and fixed.
+    pub tenant: Option<TenantOut>,
     #[schema(value_type = Vec<RoleName>)]
     pub roles: Vec<Role>,
     pub employee_id: Option<Uuid>,
     pub pin_change_required: bool,
+    /// While set, an approver change keeps the caller's programming key from
+    /// deciding until then (403 `approver_on_hold`).
+    pub hold_until: Option<DateTime<Utc>>,
 }
 
 #[utoipa::path(
@@ -192,15 +191,11 @@ pub async fn me(state: web::Data<AppState>, caller: Caller) -> Result<web::Json<
         kind: me.kind,
         id: me.id,
         name: me.name,
-        tenant: me.tenant.map(|t| MeTenant {
-            id: t.id.0,
-            approval_required: t.fixed().approval_required(),
-            slug: t.slug,
-            name: t.settings.name,
-        }),
+        tenant: me.tenant.map(TenantOut::from),
         roles: me.roles.iter().collect(),
         employee_id: me.employee_id,
         pin_change_required: me.pin_change_required,
+        hold_until: me.hold_until,
     }))
 }
 

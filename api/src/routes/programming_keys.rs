@@ -4,7 +4,9 @@ use actix_web::{HttpResponse, get, patch, post, web};
 use chrono::{DateTime, Utc};
 use countersign_domain::directory::{KeyStatus, ProgrammingKey};
 use countersign_domain::permission::Action;
-use countersign_domain::ports::{NewProgrammingKey, ProgrammingKeyChange, ProgrammingKeyCommand};
+use countersign_domain::ports::{
+    NewProgrammingKey, PinDelivery, ProgrammingKeyChange, ProgrammingKeyCommand,
+};
 use countersign_domain::role::{Role, RoleSet};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -72,9 +74,20 @@ pub struct IssueIn {
 #[serde(deny_unknown_fields)]
 pub struct PinIn {
     /// 4 to 12 digits; a one-time PIN the holder must replace at first login.
+    /// Leave it out for a key with the approver role: nobody but its holder
+    /// learns an approver's PIN, so the server makes one and mails it to them.
     #[validate(length(max = 64))]
     #[schema(pattern = r"^[0-9]{4,12}$")]
-    pub pin: String,
+    pub pin: Option<String>,
+}
+
+/// An approver key's one-time PIN went to its holder by e-mail.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PinMailedOut {
+    /// Always `holder`: the PIN is in no answer, log or history entry.
+    pub delivered_to: &'static str,
+    /// The key is on hold until then (an approver change, SPEC §2).
+    pub hold_until: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -90,6 +103,9 @@ pub struct ProgrammingKeyOut {
     #[schema(value_type = Vec<RoleName>)]
     pub roles: Vec<Role>,
     pub employee_id: Option<Uuid>,
+    /// While set and in the future, an approver change keeps this key from
+    /// deciding (403 `approver_on_hold`).
+    pub hold_until: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -105,6 +121,7 @@ impl From<ProgrammingKey> for ProgrammingKeyOut {
             valid_until: k.valid_until,
             roles: k.roles.iter().collect(),
             employee_id: k.employee_id,
+            hold_until: k.hold_until,
             created_at: k.created_at,
         }
     }
@@ -328,7 +345,8 @@ pub async fn unblock_programming_key(
     params(("id" = Uuid, Path)),
     request_body = PinIn,
     responses(
-        (status = 204, description = "One-time PIN set; the key's tokens are ended"),
+        (status = 204, description = "The given one-time PIN is set; the key's tokens are ended"),
+        (status = 202, description = "An approver key: the server made a one-time PIN and mailed it to the holder alone; the key's tokens are ended and it is on hold", body = PinMailedOut),
         (status = 422, body = Problem, content_type = "application/problem+json"),
         ResourceProblems,
     ),
@@ -342,9 +360,15 @@ pub async fn set_programming_key_pin(
     body: Valid<PinIn>,
 ) -> Result<HttpResponse, ApiError> {
     let t = caller.principal.tenant_for(Action::ManageProgrammingKeys)?;
-    state
+    let delivery = state
         .store
-        .set_programming_key_pin(t, &caller.principal, *id, &body.0.pin)
+        .set_programming_key_pin(t, &caller.principal, *id, body.into_inner().pin)
         .await?;
-    Ok(HttpResponse::NoContent().finish())
+    Ok(match delivery {
+        PinDelivery::AsGiven => HttpResponse::NoContent().finish(),
+        PinDelivery::MailedToHolder { hold_until } => HttpResponse::Accepted().json(PinMailedOut {
+            delivered_to: "holder",
+            hold_until,
+        }),
+    })
 }

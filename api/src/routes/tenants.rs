@@ -30,6 +30,9 @@ fn default_execution_ttl() -> u32 {
 fn one() -> u8 {
     1
 }
+fn default_hold_hours() -> u16 {
+    countersign_domain::tenant::DEFAULT_APPROVER_HOLD_HOURS
+}
 
 /// A new tenant. `approval_required` has no default: the operator must choose.
 #[derive(Debug, Deserialize, Validate, ToSchema)]
@@ -59,6 +62,13 @@ pub struct TenantIn {
     #[serde(default = "one", deserialize_with = "super::integer::exact")]
     #[schema(minimum = 1, maximum = 3)]
     pub approvals_required: u8,
+    /// Hours an approver change keeps that key from deciding (0–168, SPEC §2). Never changes.
+    #[serde(
+        default = "default_hold_hours",
+        deserialize_with = "super::integer::exact"
+    )]
+    #[schema(minimum = 0, maximum = 168)]
+    pub approver_hold_hours: u16,
     #[serde(
         default = "default_retention",
         deserialize_with = "super::integer::exact"
@@ -114,6 +124,7 @@ pub struct TenantOut {
     pub locale: Locale,
     pub approval_required: bool,
     pub approvals_required: u8,
+    pub approver_hold_hours: u16,
     pub event_retention_days: u32,
     pub request_ttl_hours: u32,
     pub execution_ttl_hours: u32,
@@ -133,6 +144,7 @@ impl From<Tenant> for TenantOut {
             locale: t.settings.locale,
             approval_required: fixed.approval_required(),
             approvals_required: fixed.approvals_required(),
+            approver_hold_hours: fixed.approver_hold_hours(),
             event_retention_days: t.settings.event_retention_days,
             request_ttl_hours: t.settings.request_ttl_hours,
             execution_ttl_hours: t.settings.execution_ttl_hours,
@@ -182,6 +194,10 @@ pub struct TenantPatch {
     #[serde(default, deserialize_with = "super::integer::optional")]
     #[schema(maximum = 255)]
     pub approvals_required: Option<u8>,
+    /// Fixed: 409 `approval_setting_immutable` unless unchanged.
+    #[serde(default, deserialize_with = "super::integer::optional")]
+    #[schema(maximum = 65535)]
+    pub approver_hold_hours: Option<u16>,
     /// Fixed: 409 `tenant_setting_immutable` unless unchanged.
     pub base_timezone: Option<String>,
 }
@@ -211,6 +227,7 @@ pub async fn create_tenant(
         fixed: FixedSettings::new(
             body.approval_required,
             body.approvals_required,
+            body.approver_hold_hours,
             &body.base_timezone,
         )?,
         settings: MutableSettings {
@@ -304,6 +321,7 @@ pub async fn update_tenant(
         slug: b.slug,
         approval_required: b.approval_required,
         approvals_required: b.approvals_required,
+        approver_hold_hours: b.approver_hold_hours,
         base_timezone: b.base_timezone,
     };
     Ok(web::Json(

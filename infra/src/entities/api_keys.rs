@@ -11,6 +11,8 @@ pub struct Model {
     pub key_hash: String,
     pub roles: Json,
     pub token_generation: i64,
+    pub created_by_programming_key_id: Option<Uuid>,
+    pub created_by_employee_id: Option<Uuid>,
     pub created_at: DateTimeUtc,
 }
 

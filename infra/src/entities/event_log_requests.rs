@@ -15,6 +15,7 @@ pub struct Model {
     pub requested_by_kind: String,
     pub requested_by_id: Uuid,
     pub requested_by_employee_id: Option<Uuid>,
+    pub requested_by_programming_key_id: Option<Uuid>,
     pub requested_by_name: String,
     pub approvals_required: i16,
     pub requested_at: DateTimeUtc,

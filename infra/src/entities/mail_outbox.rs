@@ -15,6 +15,8 @@ pub struct Model {
     pub last_error: Option<String>,
     pub created_at: DateTimeUtc,
     pub sent_at: Option<DateTimeUtc>,
+    /// The body carries a secret (a one-time PIN) and is wiped once the mail is sent or given up.
+    pub secret: bool,
 }
 
 #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

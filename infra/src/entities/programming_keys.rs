@@ -17,6 +17,7 @@ pub struct Model {
     pub pin_hash: Option<String>,
     pub pin_one_time: bool,
     pub token_generation: i64,
+    pub hold_until: Option<DateTimeUtc>,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
 }

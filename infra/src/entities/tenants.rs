@@ -11,6 +11,7 @@ pub struct Model {
     pub locale: String,
     pub approval_required: bool,
     pub approvals_required: i16,
+    pub approver_hold_hours: i16,
     pub event_retention_days: i32,
     pub request_ttl_hours: i32,
     pub execution_ttl_hours: i32,

@@ -69,20 +69,21 @@ async fn actions_appear_in_order_with_their_actor(app: TestApp) {
     let (auditor_key, auditor) = app
         .person(&tenant, "AUD-1", &["auditor"], Some("aud@hist.example"))
         .await;
-    // The auditor is told that the approver role was granted; the approver,
-    // whose PIN the administrator set, is told that too.
+    // Granting the approver role to an issued key is an approver change:
+    // every approver and auditor and the holder are told.
     let (_, approver) = app
         .person(&tenant, "APP-1", &["approver"], Some("app@hist.example"))
         .await;
-    let mails: Vec<String> = outbox_recipients(&app)
+    let mut mails: Vec<String> = outbox_recipients(&app)
         .await
         .into_iter()
         .filter(|r| r.ends_with("@hist.example"))
         .collect();
+    mails.sort();
     assert_eq!(
         mails,
-        ["aud@hist.example", "app@hist.example"],
-        "approver role granted → approvers and auditors; PIN set → holder"
+        ["app@hist.example", "aud@hist.example"],
+        "approver role granted → approvers, auditors and the holder"
     );
 
     let holder = app
@@ -259,7 +260,7 @@ async fn actions_appear_in_order_with_their_actor(app: TestApp) {
 
     let roles = all
         .iter()
-        .find(|e| e["action"] == "programming_key.roles_changed")
+        .find(|e| e["action"] == "programming_key.roles_changed" && e["subject"]["id"] == pk["id"])
         .unwrap();
     assert_eq!(
         roles["details"]["old_roles"],

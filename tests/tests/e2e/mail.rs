@@ -19,7 +19,6 @@ on_both_databases_with_smtp!(
     mails_reach_the_smtp_server_once_in_the_tenants_language,
     mails_wait_out_an_smtp_outage,
     two_workers_never_send_a_mail_twice,
-    a_pin_set_by_an_administrator_is_mailed_to_the_approver,
 );
 on_both_databases!(
     without_smtp_mails_are_written_to_the_mail_folder,
@@ -350,8 +349,10 @@ async fn without_smtp_mails_are_written_to_the_mail_folder(app: TestApp) {
         &app,
         &tenant,
         &recipients,
-        &Notice::PinSetByOther {
+        &Notice::ApproverRoleChanged {
             programming_key_marking: "PK-7".into(),
+            holder: None,
+            granted: true,
         },
         later,
     )
@@ -454,24 +455,4 @@ async fn unsendable_mails_are_given_up(app: TestApp) {
         rows[0].status == "failed" && rows[0].attempts == 2 && !rows[0].sent,
         "{rows:#?}"
     );
-}
-
-async fn a_pin_set_by_an_administrator_is_mailed_to_the_approver(app: TestApp, sink: SmtpSink) {
-    let tenant = app.tenant("mail-pin", true).await;
-    let petra = "petra@mail-pin.example".to_owned();
-    // Issues an approver key to Petra and sets its PIN as the administrator.
-    app.person(&tenant, "APPR-1", &["approver"], Some(&petra))
-        .await;
-
-    let subject = "PIN neu gesetzt: Programmierschlüssel APPR-1";
-    let mail = sink.wait_for(&petra, subject).await;
-    assert_eq!(mail.subject, subject);
-    assert!(
-        mail.body
-            .contains("wurde von einer anderen Person neu gesetzt"),
-        "{}",
-        mail.body
-    );
-    settle().await;
-    assert_eq!(sink.received_for(&petra, subject).len(), 1);
 }

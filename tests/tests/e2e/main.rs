@@ -5,6 +5,7 @@
 mod agent_api;
 mod agent_faults;
 mod agent_processes;
+mod approver_changes;
 mod auth;
 mod directory;
 mod event_data;

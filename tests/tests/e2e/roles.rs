@@ -327,8 +327,8 @@ impl Document {
 }
 
 /// Optional fields filled in although not required: they carry no reference and
-/// make an unwanted change visible.
-const TEXT_FIELDS: [&str; 4] = ["name", "comment", "reason", "location"];
+/// make an unwanted change visible; a PIN, which every key but an approver's takes.
+const TEXT_FIELDS: [&str; 5] = ["name", "comment", "reason", "location", "pin"];
 
 fn text_for(field: &str) -> String {
     match field {
