@@ -2,6 +2,7 @@
 //! It talks to the domain's ports only; `server` wires the adapters.
 
 pub mod app;
+pub mod client_address;
 pub mod config;
 pub mod extract;
 pub mod hardening;

@@ -17,5 +17,6 @@ mod openapi;
 mod roles;
 mod row_security;
 mod tenants;
+mod throttling;
 mod token_attacks;
 mod workflow;
