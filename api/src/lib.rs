@@ -4,6 +4,7 @@
 pub mod app;
 pub mod client_address;
 pub mod config;
+pub mod csv_table;
 pub mod extract;
 pub mod hardening;
 pub mod metrics;

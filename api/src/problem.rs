@@ -19,6 +19,19 @@ pub struct Problem {
     pub code: String,
     /// What went wrong, for a person.
     pub detail: String,
+    /// On a 422: each offending field of the body.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldProblem>,
+}
+
+/// One offending field of a refused body.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FieldProblem {
+    /// A JSON pointer (RFC 6901) into the body, e.g. `/events/3/occurred_at`.
+    pub pointer: String,
+    /// The stable code of what is wrong with it.
+    pub code: String,
+    pub message: String,
 }
 
 /// The HTTP face of the domain's error.
@@ -50,6 +63,7 @@ pub fn problem(code: ErrorCode, detail: impl Into<String>) -> Problem {
         status: code.status(),
         code: code.as_str().to_owned(),
         detail: detail.into(),
+        errors: Vec::new(),
     }
 }
 
@@ -61,7 +75,7 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         let code = self.0.code();
         let detail = match &self.0 {
-            Error::Rule { detail, .. } => detail.clone(),
+            Error::Rule { detail, .. } | Error::Fields { detail, .. } => detail.clone(),
             Error::Throttled { retry_after_secs } => {
                 format!("too many failed attempts; retry in {retry_after_secs} s")
             }
@@ -88,7 +102,18 @@ impl ResponseError for ApiError {
         if code == ErrorCode::Unauthorized || code == ErrorCode::InvalidCredentials {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
         }
-        response.json(problem(code, detail))
+        let mut body = problem(code, detail);
+        if let Error::Fields { errors, .. } = &self.0 {
+            body.errors = errors
+                .iter()
+                .map(|e| FieldProblem {
+                    pointer: e.pointer.clone(),
+                    code: e.code.as_str().to_owned(),
+                    message: e.message.clone(),
+                })
+                .collect();
+        }
+        response.json(body)
     }
 }
 

@@ -4,6 +4,8 @@
 pub mod auth;
 pub mod directory;
 pub mod error;
+pub mod events;
+pub mod export;
 pub mod history;
 pub mod integrations;
 pub mod notification;
@@ -14,4 +16,4 @@ pub mod role;
 pub mod tenant;
 pub mod workflow;
 
-pub use error::{Error, ErrorCode, Result};
+pub use error::{Error, ErrorCode, FieldError, Result};

@@ -510,6 +510,16 @@ pub struct Site {
 }
 
 impl TestApp {
+    /// The site's agent reports key `marking` inserted at its wall unit.
+    pub async fn key_inserted(&self, site: &Site, marking: &str) -> Reply {
+        self.post(
+            "/v1/agent/key-insertions",
+            &site.token,
+            json!({"device_id": site.wall, "key_marking": marking}),
+        )
+        .await
+    }
+
     pub async fn site(&self, tenant: &Tenant) -> Site {
         let device = |name: &str, kind: &str, serial: &str| {
             self.post(

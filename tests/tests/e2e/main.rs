@@ -8,6 +8,7 @@ mod agent_processes;
 mod auth;
 mod directory;
 mod event_data;
+mod event_guards;
 mod faults;
 mod history;
 mod isolation;
