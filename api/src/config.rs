@@ -7,6 +7,8 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
+use crate::client_address::parse_trusted_proxies;
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Config {
     /// `COUNTERSIGN_LISTEN`: address and port to serve on.
@@ -59,6 +61,11 @@ pub struct Config {
     pub shutdown_timeout_secs: u64,
     /// `COUNTERSIGN_HSTS_MAX_AGE_SECS`: `Strict-Transport-Security` max-age; 0 sends none.
     pub hsts_max_age_secs: u64,
+    /// `COUNTERSIGN_TRUSTED_PROXIES`: comma-separated CIDR blocks of the
+    /// reverse proxies (load balancer, ingress) whose `X-Forwarded-For` or
+    /// `Forwarded` names the client; empty means the TCP peer is the client.
+    /// Login throttling counts by that address.
+    pub trusted_proxies: String,
 }
 
 /// How log lines are written to stdout.
@@ -96,6 +103,7 @@ impl Default for Config {
             request_timeout_secs: 30,
             shutdown_timeout_secs: 55,
             hsts_max_age_secs: 0,
+            trusted_proxies: String::new(),
         }
     }
 }
@@ -121,6 +129,8 @@ impl Config {
                 "COUNTERSIGN_CORS_ORIGINS: `{origin}` is not an origin like `https://app.example.com`"
             );
         }
+        parse_trusted_proxies(&config.trusted_proxies)
+            .map_err(|e| anyhow::anyhow!("COUNTERSIGN_TRUSTED_PROXIES: {e}"))?;
         Ok(config)
     }
 

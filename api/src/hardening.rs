@@ -15,7 +15,9 @@ use actix_web::middleware::Next;
 use actix_web::{Error, HttpMessage, HttpResponse, ResponseError, web};
 use countersign_domain::ErrorCode;
 use futures::StreamExt;
+use ipnet::IpNet;
 
+use crate::client_address::parse_trusted_proxies;
 use crate::config::Config;
 use crate::problem::problem;
 
@@ -31,6 +33,8 @@ pub struct HttpSettings {
     pub cors_origins: Vec<String>,
     /// `Strict-Transport-Security` max-age; zero sends none.
     pub hsts_max_age_secs: u64,
+    /// Proxies whose forwarded client address is believed.
+    pub trusted_proxies: Vec<IpNet>,
 }
 
 impl HttpSettings {
@@ -40,6 +44,8 @@ impl HttpSettings {
             shutdown_timeout: Duration::from_secs(config.shutdown_timeout_secs),
             cors_origins: config.cors_origin_list(),
             hsts_max_age_secs: config.hsts_max_age_secs,
+            // Validated when the configuration was loaded.
+            trusted_proxies: parse_trusted_proxies(&config.trusted_proxies).unwrap_or_default(),
         }
     }
 

@@ -2,7 +2,9 @@
 //! It talks to the domain's ports only; `server` wires the adapters.
 
 pub mod app;
+pub mod client_address;
 pub mod config;
+pub mod csv_table;
 pub mod extract;
 pub mod hardening;
 pub mod metrics;

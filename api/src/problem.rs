@@ -22,6 +22,19 @@ pub struct Problem {
     /// With `approver_on_hold`: when the hold of the caller's programming key ends.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hold_until: Option<chrono::DateTime<chrono::Utc>>,
+    /// On a 422: each offending field of the body.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldProblem>,
+}
+
+/// One offending field of a refused body.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FieldProblem {
+    /// A JSON pointer (RFC 6901) into the body, e.g. `/events/3/occurred_at`.
+    pub pointer: String,
+    /// The stable code of what is wrong with it.
+    pub code: String,
+    pub message: String,
 }
 
 /// The HTTP face of the domain's error.
@@ -54,6 +67,7 @@ pub fn problem(code: ErrorCode, detail: impl Into<String>) -> Problem {
         code: code.as_str().to_owned(),
         detail: detail.into(),
         hold_until: None,
+        errors: Vec::new(),
     }
 }
 
@@ -65,7 +79,7 @@ impl ResponseError for ApiError {
     fn error_response(&self) -> HttpResponse {
         let code = self.0.code();
         let detail = match &self.0 {
-            Error::Rule { detail, .. } => detail.clone(),
+            Error::Rule { detail, .. } | Error::Fields { detail, .. } => detail.clone(),
             Error::Throttled { retry_after_secs } => {
                 format!("too many failed attempts; retry in {retry_after_secs} s")
             }
@@ -99,6 +113,16 @@ impl ResponseError for ApiError {
         let mut body = problem(code, detail);
         if let Error::OnHold { until } = &self.0 {
             body.hold_until = Some(*until);
+        }
+        if let Error::Fields { errors, .. } = &self.0 {
+            body.errors = errors
+                .iter()
+                .map(|e| FieldProblem {
+                    pointer: e.pointer.clone(),
+                    code: e.code.as_str().to_owned(),
+                    message: e.message.clone(),
+                })
+                .collect();
         }
         response.json(body)
     }

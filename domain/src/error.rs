@@ -39,6 +39,7 @@ pub enum ErrorCode {
     LeaseLost,
     JobUnavailable,
     JobNotClaimable,
+    EventTimeOutOfRange,
     LoginThrottled,
     RequestTimeout,
     ServiceUnavailable,
@@ -80,6 +81,7 @@ impl ErrorCode {
         Self::LeaseLost,
         Self::JobUnavailable,
         Self::JobNotClaimable,
+        Self::EventTimeOutOfRange,
         Self::LoginThrottled,
         Self::RequestTimeout,
         Self::ServiceUnavailable,
@@ -243,6 +245,11 @@ impl ErrorCode {
                 409,
                 "The job is not claimed this way or at this device: a key's readout where the key is inserted at a remote unit, a desk readout at its desk unit, a cylinder job through its programming key.",
             ),
+            EventTimeOutOfRange => (
+                "event_time_out_of_range",
+                422,
+                "An uploaded event's occurred_at lies before 2000-01-01T00:00:00Z or more than 24 hours after the upload; the batch is not stored.",
+            ),
             LoginThrottled => (
                 "login_throttled",
                 429,
@@ -285,12 +292,28 @@ impl fmt::Display for ErrorCode {
     }
 }
 
+/// One offending field of a request body: a JSON pointer into the body, the
+/// code of what is wrong with it, and a sentence for a person.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    pub pointer: String,
+    pub code: ErrorCode,
+    pub message: String,
+}
+
 /// Everything that can go wrong below the HTTP layer.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A rule refused the operation; the client may see code and detail.
     #[error("{code}: {detail}")]
     Rule { code: ErrorCode, detail: String },
+    /// A body refused for the fields it names; the client may see them.
+    #[error("{code}: {detail}")]
+    Fields {
+        code: ErrorCode,
+        detail: String,
+        errors: Vec<FieldError>,
+    },
     /// Login throttled for this credential.
     #[error("login throttled for {retry_after_secs} s")]
     Throttled { retry_after_secs: u64 },
@@ -325,7 +348,7 @@ impl Error {
 
     pub fn code(&self) -> ErrorCode {
         match self {
-            Self::Rule { code, .. } => *code,
+            Self::Rule { code, .. } | Self::Fields { code, .. } => *code,
             Self::Throttled { .. } => ErrorCode::LoginThrottled,
             Self::OnHold { .. } => ErrorCode::ApproverOnHold,
             Self::Unavailable(_) => ErrorCode::ServiceUnavailable,
@@ -377,6 +400,11 @@ mod tests {
             (ErrorCode::RequestNotPending, "request_not_pending", 409),
             (ErrorCode::RequestExpired, "request_expired", 409),
             (ErrorCode::JobNotClaimable, "job_not_claimable", 409),
+            (
+                ErrorCode::EventTimeOutOfRange,
+                "event_time_out_of_range",
+                422,
+            ),
             (ErrorCode::AlreadyDecided, "already_decided", 409),
         ];
         for (code, name, status) in fixed {

@@ -5,6 +5,8 @@ pub mod approver_changes;
 pub mod auth;
 pub mod directory;
 pub mod error;
+pub mod events;
+pub mod export;
 pub mod history;
 pub mod integrations;
 pub mod notification;
@@ -15,4 +17,4 @@ pub mod role;
 pub mod tenant;
 pub mod workflow;
 
-pub use error::{Error, ErrorCode, Result};
+pub use error::{Error, ErrorCode, FieldError, Result};

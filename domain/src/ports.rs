@@ -2,6 +2,8 @@
 //! Every tenant-scoped method takes the caller's [`TenantId`] first, so there is
 //! no way to reach another tenant's rows.
 
+use std::net::IpAddr;
+
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
@@ -62,15 +64,24 @@ pub struct Me {
 
 #[async_trait]
 pub trait Auth: Send + Sync {
-    /// `POST /v1/auth/token`: every failure of the credential itself is one and the same error.
-    async fn token(&self, grant: Grant) -> Result<TokenSet>;
+    /// `POST /v1/auth/token` from `client`: every failure of the credential
+    /// itself is one and the same error; attempts are throttled by
+    /// [`Grant::attempt_limits`].
+    async fn token(&self, grant: Grant, client: IpAddr) -> Result<TokenSet>;
     /// Verifies a bearer token: signature, claims, revocation, tenant status.
     async fn authenticate(&self, bearer: &str) -> Result<Session>;
     /// Ends the token and, for people, its refresh family.
     async fn revoke(&self, session: &Session) -> Result<()>;
     async fn me(&self, session: &Session) -> Result<Me>;
     /// The holder sets their own PIN (also the way out of a one-time PIN).
-    async fn set_own_pin(&self, session: &Session, current_pin: &str, new_pin: &str) -> Result<()>;
+    /// Throttled like a PIN login, by [`crate::auth::pin_change_limits`].
+    async fn set_own_pin(
+        &self,
+        session: &Session,
+        current_pin: &str,
+        new_pin: &str,
+        client: IpAddr,
+    ) -> Result<()>;
 }
 
 #[derive(Debug, Clone)]

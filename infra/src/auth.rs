@@ -1,11 +1,13 @@
 //! Logins for every grant type, refresh-token rotation with reuse detection,
 //! token verification and revocation.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
 use countersign_domain::auth::{
-    Grant, REFRESH_TOKEN_TTL_SECS, Session, TokenSet, access_token_expiry,
+    AttemptLimit, Grant, REFRESH_TOKEN_TTL_SECS, Session, TokenSet, access_token_expiry,
+    pin_change_limits,
 };
 use countersign_domain::directory::check_pin;
 use countersign_domain::history::{Action, NewEntry, names};
@@ -31,7 +33,7 @@ use crate::revocation::{Revocation, RevocationList};
 use crate::secrets;
 use crate::store::{tenant_transaction, transaction_with};
 use crate::tenants::{by_slug, to_domain as tenant_to_domain};
-use crate::throttle::LoginThrottle;
+use crate::throttle::{Attempt, LoginThrottle};
 use crate::tokens::{AUDIENCE, Claims, ISSUER, TokenKeys};
 
 /// The settings that let a login see the one row of the credential it
@@ -402,6 +404,14 @@ impl AuthService {
         })
     }
 
+    /// Counts an attempt before its credential is checked; 429 when a limit is spent.
+    async fn attempt(&self, limits: &[AttemptLimit]) -> Result<Attempt> {
+        self.throttle
+            .reserve(limits)
+            .await
+            .map_err(|retry_after_secs| Error::Throttled { retry_after_secs })
+    }
+
     async fn tenant_of(&self, session: &Session) -> Result<Option<Tenant>> {
         match session.principal.tenant_id {
             Some(t) => {
@@ -415,25 +425,18 @@ impl AuthService {
 
 #[async_trait::async_trait]
 impl Auth for AuthService {
-    async fn token(&self, grant: Grant) -> Result<TokenSet> {
-        let throttle_key = grant.throttle_key();
-        if let Some(key) = &throttle_key
-            && let Some(retry_after_secs) = self.throttle.retry_after(key).await
-        {
-            return Err(Error::Throttled { retry_after_secs });
-        }
-        match self.check(&grant).await? {
-            Some(grantee) => {
-                if let Some(key) = &throttle_key {
-                    self.throttle.succeeded(key).await;
-                }
+    async fn token(&self, grant: Grant, client: IpAddr) -> Result<TokenSet> {
+        let attempt = self.attempt(&grant.attempt_limits(client)).await?;
+        match self.check(&grant).await {
+            Ok(Some(grantee)) => {
+                self.throttle.release(attempt).await;
                 self.issue(grantee, grant_type(&grant)).await
             }
-            None => {
-                if let Some(key) = &throttle_key {
-                    self.throttle.failed(key).await;
-                }
-                Err(invalid_credentials())
+            // The attempt stays counted until its window ends.
+            Ok(None) => Err(invalid_credentials()),
+            Err(err) => {
+                self.throttle.release(attempt).await;
+                Err(err)
             }
         }
     }
@@ -546,7 +549,13 @@ impl Auth for AuthService {
         })
     }
 
-    async fn set_own_pin(&self, session: &Session, current_pin: &str, new_pin: &str) -> Result<()> {
+    async fn set_own_pin(
+        &self,
+        session: &Session,
+        current_pin: &str,
+        new_pin: &str,
+        client: IpAddr,
+    ) -> Result<()> {
         if session.principal.kind != PrincipalKind::User {
             return Err(Error::rule(
                 ErrorCode::Forbidden,
@@ -566,18 +575,14 @@ impl Auth for AuthService {
             .db()?
             .ok_or_else(unauthorized)?;
         txn.commit().await.db()?;
-        let throttle_key = format!("pin:{}", row.id);
-        if let Some(retry_after_secs) = self.throttle.retry_after(&throttle_key).await {
-            return Err(Error::Throttled { retry_after_secs });
-        }
+        let attempt = self.attempt(&pin_change_limits(row.id, client)).await?;
         if !secrets::verify_pin(current_pin, row.pin_hash.as_deref()).await {
-            self.throttle.failed(&throttle_key).await;
             return Err(Error::rule(
                 ErrorCode::InvalidCredentials,
                 "the current PIN is not correct",
             ));
         }
-        self.throttle.succeeded(&throttle_key).await;
+        self.throttle.release(attempt).await;
         let hash = secrets::hash_pin(new_pin).await?;
         let now = self.clock.now();
         let txn = self.begin_for(session.principal.tenant_id).await?;

@@ -128,6 +128,14 @@ pub(crate) fn db_err(err: DbErr) -> Error {
                 "the body refers to a resource that does not exist",
             );
         }
+        // SQLite's refusal of an insert over an existing row of a fixed or
+        // append-only table (migration m0008) is a unique violation too.
+        _ if is_row_exists(&err) => {
+            return Error::rule(
+                ErrorCode::AlreadyExists,
+                "a resource with this marking, serial or slug already exists",
+            );
+        }
         _ => {}
     }
     match &err {
@@ -137,6 +145,13 @@ pub(crate) fn db_err(err: DbErr) -> Error {
         }
         _ => Error::Internal(anyhow::Error::new(err)),
     }
+}
+
+/// Whether SQLite refused an insert that collides with an existing row of a
+/// fixed or append-only table (migration m0008).
+pub(crate) fn is_row_exists(err: &DbErr) -> bool {
+    err.to_string()
+        .contains(&format!("{}: ", countersign_migrations::ROW_EXISTS))
 }
 
 /// Whether a statement failed because the database went away under it: the

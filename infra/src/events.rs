@@ -8,6 +8,7 @@
 use std::collections::HashSet;
 
 use chrono::{DateTime, Duration, SubsecRound, Utc};
+use countersign_domain::events::check_event_times;
 use countersign_domain::history::{Action, Actor, NewEntry, names};
 use countersign_domain::page::MAX_LIMIT;
 use countersign_domain::permission::Principal;
@@ -212,6 +213,7 @@ pub(crate) async fn insert_events(
 ) -> Result<u64> {
     events.iter().try_for_each(check_event)?;
     let (t, now) = (change.tenant, change.now);
+    check_event_times(events.iter().map(|e| e.occurred_at), now)?;
     target(&**change, t, source, source_id).await?;
     let received = events.len();
     // A repeated sequence number inside the batch is the same event sent twice.

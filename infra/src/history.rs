@@ -18,7 +18,7 @@ use serde_json::json;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::db::DbResult;
+use crate::db::{DbResult, db_err, is_row_exists};
 use crate::entities::{
     agents, api_keys, employees, history_entries, history_heads, history_signatures,
     programming_keys,
@@ -417,9 +417,14 @@ impl Store {
             .to_owned(),
         )
         .exec_without_returning(conn)
-        .await
-        .db()?;
-        Ok(inserted > 0)
+        .await;
+        match inserted {
+            Ok(inserted) => Ok(inserted > 0),
+            // SQLite refuses the colliding insert outright (m0008) where
+            // PostgreSQL does nothing: signed before, by another worker.
+            Err(err) if is_row_exists(&err) => Ok(false),
+            Err(err) => Err(db_err(err)),
+        }
     }
 
     async fn signatures_between(

@@ -10,6 +10,7 @@ mod m0004_row_level_security;
 mod m0005_events_by_age;
 mod m0006_sweep_indexes;
 mod m0007_approver_hold;
+mod m0008_replace_guards;
 
 pub struct Migrator;
 
@@ -24,9 +25,11 @@ impl MigratorTrait for Migrator {
             Box::new(m0005_events_by_age::Migration),
             Box::new(m0006_sweep_indexes::Migration),
             Box::new(m0007_approver_hold::Migration),
+            Box::new(m0008_replace_guards::Migration),
         ]
     }
 }
 
 pub use m0004_row_level_security::TENANT_TABLES;
+pub use m0008_replace_guards::ROW_EXISTS;
 pub use sea_orm_migration::MigratorTrait;

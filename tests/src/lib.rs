@@ -252,7 +252,7 @@ impl TestApp {
             db,
             store,
             config,
-            client: reqwest::Client::new(),
+            client: client_at(random_loopback()),
             server,
             _dir: dir,
         };
@@ -266,12 +266,30 @@ impl TestApp {
         token: Option<&str>,
         body: Option<Value>,
     ) -> Reply {
-        let mut request = self.client.request(method, format!("{}{path}", self.base));
+        self.call_via(&self.client, method, path, token, body, &[])
+            .await
+    }
+
+    /// [`TestApp::call`] through `client` (e.g. one of [`client_at`]), with
+    /// extra request headers.
+    pub async fn call_via(
+        &self,
+        client: &reqwest::Client,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let mut request = client.request(method, format!("{}{path}", self.base));
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
         if let Some(body) = body {
             request = request.json(&body);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, *value);
         }
         let response = request.send().await.unwrap();
         let status = response.status();
@@ -287,6 +305,18 @@ impl TestApp {
             headers,
             body,
         }
+    }
+
+    /// `POST /v1/auth/token` through `client`, with extra request headers.
+    pub async fn token_via(
+        &self,
+        client: &reqwest::Client,
+        grant: Value,
+        headers: &[(&str, &str)],
+    ) -> Reply {
+        let path = "/v1/auth/token";
+        self.call_via(client, Method::POST, path, None, Some(grant), headers)
+            .await
     }
 
     pub async fn get(&self, path: &str, token: &str) -> Reply {
@@ -494,6 +524,16 @@ pub struct Site {
 }
 
 impl TestApp {
+    /// The site's agent reports key `marking` inserted at its wall unit.
+    pub async fn key_inserted(&self, site: &Site, marking: &str) -> Reply {
+        self.post(
+            "/v1/agent/key-insertions",
+            &site.token,
+            json!({"device_id": site.wall, "key_marking": marking}),
+        )
+        .await
+    }
+
     pub async fn site(&self, tenant: &Tenant) -> Site {
         let device = |name: &str, kind: &str, serial: &str| {
             self.post(
@@ -528,6 +568,22 @@ impl TestApp {
             desk: desk["id"].as_str().unwrap().to_owned(),
         }
     }
+}
+
+/// A loopback address no other test is likely to use: login throttling
+/// counts per client address, in a Redis that all tests share.
+pub fn random_loopback() -> std::net::IpAddr {
+    let [a, b, c, ..] = *Uuid::new_v4().as_bytes();
+    std::net::Ipv4Addr::new(127, a, b, c.clamp(2, 254)).into()
+}
+
+/// An HTTP client whose connections come from `address` (any 127.x.y.z
+/// reaches the server on 127.0.0.1).
+pub fn client_at(address: std::net::IpAddr) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(address)
+        .build()
+        .unwrap()
 }
 
 /// A slug no other test uses.

@@ -10,6 +10,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 use validator::Validate;
 
+use crate::client_address::ClientAddress;
 use crate::extract::{Caller, Valid};
 use crate::problem::{ApiError, ListProblems, Problem};
 use crate::routes::tenants::TenantOut;
@@ -125,15 +126,16 @@ pub struct TokenResponse {
         (status = 200, body = TokenResponse),
         (status = 400, body = Problem, content_type = "application/problem+json"),
         (status = 401, description = "Invalid credentials; the same answer for every reason", body = Problem, content_type = "application/problem+json"),
-        (status = 429, description = "Too many failed logins; see Retry-After", body = Problem, content_type = "application/problem+json"),
+        (status = 429, description = "Too many failed logins: a PIN counts per key and client address (5 in 15 minutes) and per key over all addresses (30 a day); a secret (API key, agent secret, operator key, refresh token) per client address (20 in 15 minutes). See Retry-After", body = Problem, content_type = "application/problem+json"),
     )
 )]
 #[post("/auth/token")]
 pub async fn token(
     state: web::Data<AppState>,
+    client: ClientAddress,
     body: Valid<TokenRequest>,
 ) -> Result<web::Json<TokenResponse>, ApiError> {
-    let set = state.auth.token(body.into_inner().into()).await?;
+    let set = state.auth.token(body.into_inner().into(), client.0).await?;
     Ok(web::Json(TokenResponse {
         access_token: set.access_token,
         token_type: "Bearer".to_owned(),
@@ -226,12 +228,13 @@ pub struct PinChange {
 pub async fn set_pin(
     state: web::Data<AppState>,
     caller: Caller,
+    client: ClientAddress,
     body: Valid<PinChange>,
 ) -> Result<HttpResponse, ApiError> {
     let body = body.into_inner();
     state
         .auth
-        .set_own_pin(&caller, &body.current_pin, &body.new_pin)
+        .set_own_pin(&caller, &body.current_pin, &body.new_pin, client.0)
         .await?;
     Ok(HttpResponse::NoContent().finish())
 }
