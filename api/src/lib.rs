@@ -6,6 +6,7 @@ pub mod config;
 pub mod extract;
 pub mod hardening;
 pub mod metrics;
+pub mod offline;
 pub mod pagination;
 pub mod problem;
 pub mod routes;

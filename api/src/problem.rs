@@ -19,6 +19,19 @@ pub struct Problem {
     pub code: String,
     /// What went wrong, for a person.
     pub detail: String,
+    /// With `validation_failed`: each offending field of the body.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<FieldProblem>,
+}
+
+/// One offending field of a body.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FieldProblem {
+    /// A JSON pointer into the body, e.g. `/checkpoints/0/hash`.
+    pub pointer: String,
+    /// What is wrong with it, as a machine word, e.g. `invalid_hash`.
+    pub code: String,
+    pub message: String,
 }
 
 /// The HTTP face of the domain's error.
@@ -50,6 +63,7 @@ pub fn problem(code: ErrorCode, detail: impl Into<String>) -> Problem {
         status: code.status(),
         code: code.as_str().to_owned(),
         detail: detail.into(),
+        errors: Vec::new(),
     }
 }
 
@@ -62,6 +76,7 @@ impl ResponseError for ApiError {
         let code = self.0.code();
         let detail = match &self.0 {
             Error::Rule { detail, .. } => detail.clone(),
+            Error::Fields(fields) => countersign_domain::error::fields_text(fields),
             Error::Throttled { retry_after_secs } => {
                 format!("too many failed attempts; retry in {retry_after_secs} s")
             }
@@ -88,7 +103,18 @@ impl ResponseError for ApiError {
         if code == ErrorCode::Unauthorized || code == ErrorCode::InvalidCredentials {
             response.insert_header((header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer")));
         }
-        response.json(problem(code, detail))
+        let mut body = problem(code, detail);
+        if let Error::Fields(fields) = &self.0 {
+            body.errors = fields
+                .iter()
+                .map(|f| FieldProblem {
+                    pointer: f.pointer.clone(),
+                    code: f.code.clone(),
+                    message: f.message.clone(),
+                })
+                .collect();
+        }
+        response.json(body)
     }
 }
 

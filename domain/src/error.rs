@@ -287,12 +287,34 @@ pub enum Error {
     /// Login throttled for this credential.
     #[error("login throttled for {retry_after_secs} s")]
     Throttled { retry_after_secs: u64 },
+    /// Fields of the body violate their constraints; each is named.
+    #[error("validation_failed: {}", fields_text(.0))]
+    Fields(Vec<FieldError>),
     /// A backing service (database) is unreachable.
     #[error("unavailable: {0}")]
     Unavailable(String),
     /// Anything else: logged, answered as a bare 500.
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
+}
+
+/// A body field that violates its constraints (SPEC §6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// A JSON pointer into the body, e.g. `/checkpoints/0/hash`.
+    pub pointer: String,
+    /// A machine word for what is wrong with it, e.g. `invalid_hash`.
+    pub code: String,
+    pub message: String,
+}
+
+/// The fields' pointers and messages, as one sentence.
+pub fn fields_text(fields: &[FieldError]) -> String {
+    fields
+        .iter()
+        .map(|f| format!("{}: {}", f.pointer, f.message))
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 impl Error {
@@ -314,6 +336,7 @@ impl Error {
     pub fn code(&self) -> ErrorCode {
         match self {
             Self::Rule { code, .. } => *code,
+            Self::Fields(_) => ErrorCode::ValidationFailed,
             Self::Throttled { .. } => ErrorCode::LoginThrottled,
             Self::Unavailable(_) => ErrorCode::ServiceUnavailable,
             Self::Internal(_) => ErrorCode::Internal,

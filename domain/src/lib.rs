@@ -14,4 +14,4 @@ pub mod role;
 pub mod tenant;
 pub mod workflow;
 
-pub use error::{Error, ErrorCode, Result};
+pub use error::{Error, ErrorCode, FieldError, Result};

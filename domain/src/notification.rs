@@ -1,9 +1,12 @@
 //! E-mails Countersign sends, as data. They never carry event data.
 
+mod checkpoint;
+
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use uuid::Uuid;
 
+use crate::history::Checkpoint;
 use crate::tenant::Locale;
 use crate::workflow::{RequestStatus, TargetType, Verdict};
 
@@ -49,6 +52,12 @@ pub enum Notice {
     },
     /// To a key holder whose PIN someone else set.
     PinSetByOther { programming_key_marking: String },
+    /// To every auditor, once a day with new entries: the latest checkpoint,
+    /// a witness of the history kept outside the database.
+    CheckpointWitness {
+        tenant_name: String,
+        checkpoint: Checkpoint,
+    },
 }
 
 /// A rendered mail.
@@ -189,6 +198,10 @@ pub fn render(notice: &Notice, locale: Locale, tz: Tz, public_url: &str) -> Mail
                 Locale::En => format!("PIN set: programming key {programming_key_marking}"),
             }
         }
+        Notice::CheckpointWitness {
+            tenant_name,
+            checkpoint,
+        } => checkpoint::render(&mut body, locale, tz, base, tenant_name, checkpoint),
     };
     let subject = subject
         .chars()
@@ -457,6 +470,10 @@ mod tests {
             },
             Notice::PinSetByOther {
                 programming_key_marking: "PK-2".into(),
+            },
+            Notice::CheckpointWitness {
+                tenant_name: "Stadtwerke Süd".into(),
+                checkpoint: checkpoint::tests::example(),
             },
         ];
         for status in RequestStatus::ALL {

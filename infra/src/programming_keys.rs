@@ -103,12 +103,13 @@ fn entry(action: Action, key: &ProgrammingKey, details: serde_json::Value) -> Ne
     NewEntry::new(action, names::PROGRAMMING_KEY, key.id, details)
 }
 
-/// The addresses of every approver and auditor whose key is issued to an
-/// employee with an e-mail, plus the holder of `key` (told of their own change).
-async fn approvers_and_auditors(
+/// The addresses of the employees whose issued key holds one of `roles`,
+/// plus those of `also` (a key's holder told of their own change).
+pub(crate) async fn holders_of(
     conn: &impl ConnectionTrait,
     t: TenantId,
-    key: &ProgrammingKey,
+    roles: &[Role],
+    also: Option<Uuid>,
 ) -> Result<Vec<String>> {
     let issued = programming_keys::Entity::find()
         .filter(programming_keys::Column::TenantId.eq(t.0))
@@ -118,12 +119,12 @@ async fn approvers_and_auditors(
         .db()?;
     let mut holders = Vec::new();
     for row in &issued {
-        let roles = roles_of(&row.roles)?;
-        if roles.contains(Role::Approver) || roles.contains(Role::Auditor) {
+        let held = roles_of(&row.roles)?;
+        if roles.iter().any(|r| held.contains(*r)) {
             holders.extend(row.employee_id);
         }
     }
-    holders.extend(key.employee_id);
+    holders.extend(also);
     let mut addresses: Vec<String> = employee_rows::Entity::find()
         .filter(employee_rows::Column::TenantId.eq(t.0))
         .filter(employee_rows::Column::Id.is_in(holders))
@@ -145,7 +146,13 @@ async fn tell_approver_role_changed(
     granted: bool,
 ) -> Result<()> {
     let t = change.tenant;
-    let recipients = approvers_and_auditors(&**change, t, key).await?;
+    let recipients = holders_of(
+        &**change,
+        t,
+        &[Role::Approver, Role::Auditor],
+        key.employee_id,
+    )
+    .await?;
     let holder = holder(&**change, t, key.employee_id).await?.map(|e| e.name);
     let notice = Notice::ApproverRoleChanged {
         programming_key_marking: key.marking.clone(),

@@ -9,6 +9,7 @@ mod m0003_lookup_indexes;
 mod m0004_row_level_security;
 mod m0005_events_by_age;
 mod m0006_sweep_indexes;
+mod m0009_checkpoint_mails;
 
 pub struct Migrator;
 
@@ -22,9 +23,18 @@ impl MigratorTrait for Migrator {
             Box::new(m0004_row_level_security::Migration),
             Box::new(m0005_events_by_age::Migration),
             Box::new(m0006_sweep_indexes::Migration),
+            Box::new(m0009_checkpoint_mails::Migration),
         ]
     }
 }
 
-pub use m0004_row_level_security::TENANT_TABLES;
+/// Every table whose rows belong to one tenant (`tenant_id`), bound by
+/// row-level security on PostgreSQL: those of m0004 and those added since.
+pub fn tenant_tables() -> Vec<&'static str> {
+    [
+        m0004_row_level_security::TENANT_TABLES,
+        m0009_checkpoint_mails::TENANT_TABLES,
+    ]
+    .concat()
+}
 pub use sea_orm_migration::MigratorTrait;
