@@ -6,6 +6,7 @@ mod agent_api;
 mod agent_faults;
 mod agent_processes;
 mod auth;
+mod checkpoints;
 mod directory;
 mod event_data;
 mod faults;
