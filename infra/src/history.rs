@@ -29,9 +29,11 @@ mod chain;
 mod checkpoints;
 mod export;
 mod mails;
+#[cfg(test)]
+mod vector;
 mod verify;
 
-pub use chain::{ChainKeys, entry_hash};
+pub use chain::{ChainKeys, canonical_entry, entry_hash};
 pub use countersign_domain::history::GENESIS;
 
 /// Appends entries to the tenant's chain, in the caller's transaction. Only
@@ -50,38 +52,38 @@ pub(crate) async fn append(
     let (mut seq, mut prev) = (head.seq, head.hash.clone());
     for (actor, entry) in entries {
         seq += 1;
-        let action = entry.action.as_str();
-        let hash = entry_hash(
-            t.0,
+        let mut e = HistoryEntry {
             seq,
             at,
-            &actor,
-            action,
-            entry.subject_type,
-            entry.subject_id,
-            &entry.details,
-            &prev,
-        )?;
+            actor,
+            action: entry.action.as_str().to_owned(),
+            subject_type: entry.subject_type.to_owned(),
+            subject_id: entry.subject_id,
+            details: entry.details,
+            hash: String::new(),
+            prev_hash: prev,
+        };
+        e.hash = entry_hash(t.0, &e)?;
+        prev = e.hash.clone();
         history_entries::ActiveModel {
             id: Set(Uuid::now_v7()),
             tenant_id: Set(t.0),
-            seq: Set(seq),
-            at: Set(at),
-            actor_kind: Set(actor.kind),
-            actor_id: Set(actor.id),
-            actor_name: Set(actor.name),
-            actor_programming_key_id: Set(actor.programming_key_id),
-            action: Set(action.to_owned()),
-            subject_type: Set(entry.subject_type.to_owned()),
-            subject_id: Set(entry.subject_id),
-            details: Set(entry.details),
-            prev_hash: Set(prev.clone()),
-            hash: Set(hash.clone()),
+            seq: Set(e.seq),
+            at: Set(e.at),
+            actor_kind: Set(e.actor.kind),
+            actor_id: Set(e.actor.id),
+            actor_name: Set(e.actor.name),
+            actor_programming_key_id: Set(e.actor.programming_key_id),
+            action: Set(e.action),
+            subject_type: Set(e.subject_type),
+            subject_id: Set(e.subject_id),
+            details: Set(e.details),
+            prev_hash: Set(e.prev_hash),
+            hash: Set(e.hash),
         }
         .insert(conn)
         .await
         .db()?;
-        prev = hash;
     }
     let mut head: history_heads::ActiveModel = head.into();
     head.seq = Set(seq);

@@ -34,7 +34,8 @@ pub enum SignatureCheck {
 }
 
 /// What a verification found, as a machine-readable word.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Status {
     /// Every hash, link and checkpoint holds.
     Valid,

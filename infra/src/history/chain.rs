@@ -2,7 +2,6 @@
 //! canonical JSON of the entry and its predecessor's hash) and the check of a
 //! checkpoint's signature, as `docs/history.md` describes them.
 
-use chrono::{DateTime, Utc};
 use countersign_domain::history::{Actor, ChainCrypto, Checkpoint, HistoryEntry, SignatureCheck};
 use countersign_domain::{Error, Result};
 use serde_json::json;
@@ -12,72 +11,25 @@ use uuid::Uuid;
 use crate::entities::history_entries;
 use crate::signing::HistoryPublicKey;
 
-/// The canonical JSON of an entry, the bytes its hash is taken over.
-#[allow(clippy::too_many_arguments)] // one argument per hashed field
-pub fn canonical_entry(
-    tenant: Uuid,
-    seq: i64,
-    at: DateTime<Utc>,
-    actor: &Actor,
-    action: &str,
-    subject_type: &str,
-    subject_id: Option<Uuid>,
-    details: &serde_json::Value,
-    prev_hash: &str,
-) -> Result<Vec<u8>> {
+/// The canonical JSON of an entry of tenant `tenant`'s chain, the bytes its
+/// hash is taken over; the entry's own `hash` is not part of it.
+pub fn canonical_entry(tenant: Uuid, e: &HistoryEntry) -> Result<Vec<u8>> {
     let document = json!({
         "tenant_id": tenant,
-        "seq": seq,
-        "at": at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
-        "actor": actor,
-        "action": action,
-        "subject": {"type": subject_type, "id": subject_id},
-        "details": details,
-        "prev_hash": prev_hash,
+        "seq": e.seq,
+        "at": e.at.to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        "actor": e.actor,
+        "action": e.action,
+        "subject": {"type": e.subject_type, "id": e.subject_id},
+        "details": e.details,
+        "prev_hash": e.prev_hash,
     });
     serde_jcs::to_vec(&document).map_err(|e| Error::Internal(e.into()))
 }
 
 /// The hash of an entry: SHA-256 over [`canonical_entry`], in lowercase hex.
-#[allow(clippy::too_many_arguments)] // one argument per hashed field
-pub fn entry_hash(
-    tenant: Uuid,
-    seq: i64,
-    at: DateTime<Utc>,
-    actor: &Actor,
-    action: &str,
-    subject_type: &str,
-    subject_id: Option<Uuid>,
-    details: &serde_json::Value,
-    prev_hash: &str,
-) -> Result<String> {
-    let canonical = canonical_entry(
-        tenant,
-        seq,
-        at,
-        actor,
-        action,
-        subject_type,
-        subject_id,
-        details,
-        prev_hash,
-    )?;
-    Ok(hex::encode(Sha256::digest(canonical)))
-}
-
-/// The hash of a domain entry of tenant `tenant`'s chain.
-pub fn hash_of_entry(tenant: Uuid, e: &HistoryEntry) -> Result<String> {
-    entry_hash(
-        tenant,
-        e.seq,
-        e.at,
-        &e.actor,
-        &e.action,
-        &e.subject_type,
-        e.subject_id,
-        &e.details,
-        &e.prev_hash,
-    )
+pub fn entry_hash(tenant: Uuid, e: &HistoryEntry) -> Result<String> {
+    Ok(hex::encode(Sha256::digest(canonical_entry(tenant, e)?)))
 }
 
 pub(crate) fn to_entry(m: history_entries::Model) -> HistoryEntry {
@@ -115,7 +67,7 @@ impl<'a> ChainKeys<'a> {
 
 impl ChainCrypto for ChainKeys<'_> {
     fn entry_hash(&self, tenant: Uuid, entry: &HistoryEntry) -> Result<String> {
-        hash_of_entry(tenant, entry)
+        entry_hash(tenant, entry)
     }
 
     fn check_signature(&self, c: &Checkpoint) -> SignatureCheck {

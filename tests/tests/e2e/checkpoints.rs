@@ -5,8 +5,7 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
-use countersign_domain::history::Actor;
+use chrono::Utc;
 use countersign_infra::Store;
 use countersign_infra::clock::SystemClock;
 use countersign_infra::revocation::RevocationList;
@@ -14,166 +13,10 @@ use countersign_infra::signing::HistorySigner;
 use countersign_tests::{
     Backend, SmtpSink, Tenant, TestApp, on_both_databases, on_both_databases_with_smtp,
 };
-use sea_orm::{ConnectionTrait, DbBackend, Statement, TransactionTrait, Value as DbValue};
+use sea_orm::{ConnectionTrait, Statement};
 use serde_json::{Value, json};
-use uuid::Uuid;
 
-/// `$n` on PostgreSQL, `?` on SQLite.
-pub fn param(backend: DbBackend, n: usize) -> String {
-    match backend {
-        DbBackend::Postgres => format!("${n}"),
-        _ => "?".to_owned(),
-    }
-}
-
-/// A statement with `{n}` placeholders written as the backend wants them.
-pub fn sql(app: &TestApp, text: &str, values: Vec<DbValue>) -> Statement {
-    let backend = app.db.get_database_backend();
-    let mut text = text.to_owned();
-    for n in 1..=values.len() {
-        text = text.replace(&format!("{{{n}}}"), &param(backend, n));
-    }
-    Statement::from_sql_and_values(backend, text, values)
-}
-
-const SQLITE_TRIGGERS: [(&str, &str, &str); 4] = [
-    ("history_no_update", "UPDATE", "history_entries"),
-    ("history_no_delete", "DELETE", "history_entries"),
-    (
-        "history_signatures_no_update",
-        "UPDATE",
-        "history_signatures",
-    ),
-    (
-        "history_signatures_no_delete",
-        "DELETE",
-        "history_signatures",
-    ),
-];
-
-/// Runs `statements` as the database's owner with the append-only triggers
-/// bypassed: on PostgreSQL as a replica session, on SQLite with the triggers
-/// dropped and created again.
-pub async fn as_database_owner(app: &TestApp, statements: Vec<Statement>) {
-    let backend = app.db.get_database_backend();
-    let txn = app.db.begin().await.unwrap();
-    match app.backend {
-        Backend::Postgres => {
-            txn.execute_unprepared("SET LOCAL session_replication_role = replica")
-                .await
-                .unwrap();
-        }
-        Backend::Sqlite => {
-            for (name, _, _) in SQLITE_TRIGGERS {
-                txn.execute_unprepared(&format!("DROP TRIGGER {name}"))
-                    .await
-                    .unwrap();
-            }
-        }
-    }
-    for statement in statements {
-        txn.execute_raw(statement).await.unwrap();
-    }
-    if backend == DbBackend::Sqlite {
-        for (name, event, table) in SQLITE_TRIGGERS {
-            txn.execute_unprepared(&format!(
-                "CREATE TRIGGER {name} BEFORE {event} ON {table} \
-                 BEGIN SELECT RAISE(ABORT, 'history entries are append-only'); END"
-            ))
-            .await
-            .unwrap();
-        }
-    }
-    txn.commit().await.unwrap();
-}
-
-/// The tenant's entries as the database holds them, by seq.
-pub async fn entry_rows(app: &TestApp, tenant: Uuid) -> Vec<sea_orm::QueryResult> {
-    app.db
-        .query_all_raw(sql(
-            app,
-            "SELECT * FROM history_entries WHERE tenant_id = {1} ORDER BY seq",
-            vec![tenant.into()],
-        ))
-        .await
-        .unwrap()
-}
-
-pub fn update_entry(
-    app: &TestApp,
-    tenant: Uuid,
-    seq: i64,
-    details: Value,
-    prev: &str,
-    hash: &str,
-) -> Statement {
-    sql(
-        app,
-        "UPDATE history_entries SET details = {1}, prev_hash = {2}, hash = {3} WHERE tenant_id = {4} AND seq = {5}",
-        vec![
-            DbValue::Json(Some(Box::new(details))),
-            prev.into(),
-            hash.into(),
-            tenant.into(),
-            seq.into(),
-        ],
-    )
-}
-
-pub fn set_head(app: &TestApp, tenant: Uuid, seq: i64, hash: &str) -> Statement {
-    sql(
-        app,
-        "UPDATE history_heads SET seq = {1}, hash = {2} WHERE tenant_id = {3}",
-        vec![seq.into(), hash.into(), tenant.into()],
-    )
-}
-
-/// Statements that give entry `from` the details `forged` and recompute every
-/// hash and link from there, so that the chain holds again; and the head.
-pub async fn rewrite_from(app: &TestApp, tenant: Uuid, from: i64, forged: Value) -> Vec<Statement> {
-    let rows = entry_rows(app, tenant).await;
-    let mut prev: String = if from == 1 {
-        countersign_infra::history::GENESIS.to_owned()
-    } else {
-        rows[(from - 2) as usize].try_get("", "hash").unwrap()
-    };
-    let mut statements = Vec::new();
-    for row in &rows[(from - 1) as usize..] {
-        let seq: i64 = row.try_get("", "seq").unwrap();
-        let details: Value = if seq == from {
-            forged.clone()
-        } else {
-            row.try_get("", "details").unwrap()
-        };
-        let actor = Actor {
-            kind: row.try_get("", "actor_kind").unwrap(),
-            id: row.try_get("", "actor_id").unwrap(),
-            name: row.try_get("", "actor_name").unwrap(),
-            programming_key_id: row.try_get("", "actor_programming_key_id").unwrap(),
-        };
-        let at: DateTime<Utc> = row.try_get("", "at").unwrap();
-        let action: String = row.try_get("", "action").unwrap();
-        let subject_type: String = row.try_get("", "subject_type").unwrap();
-        let subject_id: Option<Uuid> = row.try_get("", "subject_id").unwrap();
-        let hash = countersign_infra::history::entry_hash(
-            tenant,
-            seq,
-            at,
-            &actor,
-            &action,
-            &subject_type,
-            subject_id,
-            &details,
-            &prev,
-        )
-        .unwrap();
-        statements.push(update_entry(app, tenant, seq, details, &prev, &hash));
-        prev = hash;
-    }
-    let last = rows.len() as i64;
-    statements.push(set_head(app, tenant, last, &prev));
-    statements
-}
+use crate::tamper::{as_database_owner, entry_rows, rewrite_from, set_head, sql};
 
 /// Rows of every table the history and its witnesses live in.
 async fn row_counts(app: &TestApp) -> Vec<i64> {
@@ -290,6 +133,20 @@ async fn verify_offline(
     (output.status.code().unwrap_or(-1), text)
 }
 
+/// Exports the history as `token` and checks it offline: valid by itself,
+/// reported as `status` against the mailed checkpoint `line`.
+async fn offline_verdicts(app: &TestApp, token: &str, line: &str, status: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = export(app, token, dir.path()).await;
+    let key = current_key(app, token).await;
+    let (code, output) = verify_offline(&file, &key, None).await;
+    assert_eq!(code, 0, "{output}");
+    assert!(output.starts_with("valid"), "{output}");
+    let (code, output) = verify_offline(&file, &key, Some(line)).await;
+    assert_eq!(code, 1, "{output}");
+    assert!(output.contains(status), "{output}");
+}
+
 async fn current_key(app: &TestApp, token: &str) -> String {
     let keys = app.get("/v1/history/signing-keys", token).await.assert(200);
     let current = keys["items"]
@@ -364,15 +221,7 @@ async fn a_cut_off_tail_is_reported_by_the_mailed_checkpoint(app: TestApp, sink:
     );
 
     // The export taken now, checked offline: whole by itself, cut short by the mail.
-    let dir = tempfile::tempdir().unwrap();
-    let file = export(&app, &auditor, dir.path()).await;
-    let key = current_key(&app, &auditor).await;
-    let (code, output) = verify_offline(&file, &key, None).await;
-    assert_eq!(code, 0, "{output}");
-    assert!(output.starts_with("valid"), "{output}");
-    let (code, output) = verify_offline(&file, &key, Some(&line)).await;
-    assert_eq!(code, 1, "{output}");
-    assert!(output.contains("truncated"), "{output}");
+    offline_verdicts(&app, &auditor, &line, "truncated").await;
 }
 
 async fn a_rewritten_chain_is_reported_by_the_mailed_checkpoint(app: TestApp, sink: SmtpSink) {
@@ -403,13 +252,7 @@ async fn a_rewritten_chain_is_reported_by_the_mailed_checkpoint(app: TestApp, si
         "{caught}"
     );
 
-    let dir = tempfile::tempdir().unwrap();
-    let file = export(&app, &auditor, dir.path()).await;
-    let key = current_key(&app, &auditor).await;
-    assert_eq!(verify_offline(&file, &key, None).await.0, 0);
-    let (code, output) = verify_offline(&file, &key, Some(&line)).await;
-    assert_eq!(code, 1, "{output}");
-    assert!(output.contains("rewritten"), "{output}");
+    offline_verdicts(&app, &auditor, &line, "rewritten").await;
 }
 
 async fn auditors_are_mailed_once_a_day_and_only_with_news(app: TestApp, sink: SmtpSink) {

@@ -10,7 +10,7 @@ use countersign_infra::revocation::RevocationList;
 use countersign_infra::signing::HistorySigner;
 use countersign_tests::{Tenant, TestApp, on_both_databases};
 
-use crate::checkpoints::{as_database_owner, entry_rows, rewrite_from, update_entry};
+use crate::tamper::{as_database_owner, entry_rows, rewrite_from, update_entry};
 use reqwest::Method;
 use sea_orm::{ConnectionTrait, Statement};
 use serde_json::{Value, json};

@@ -17,6 +17,7 @@ mod observability;
 mod openapi;
 mod roles;
 mod row_security;
+mod tamper;
 mod tenants;
 mod token_attacks;
 mod workflow;

@@ -15,51 +15,17 @@ use uuid::Uuid;
 use super::checkpoints::CheckpointOut;
 use crate::extract::Caller;
 use crate::problem::{ApiError, ListProblems, Problem as ProblemBody};
+use crate::schema::VerificationStatusName;
 use crate::state::AppState;
 
 /// Checkpoints checked at most per call.
 const MAX_KEPT: usize = 1000;
 
-/// What a verification found.
-#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum VerificationStatus {
-    /// Every hash, link and checkpoint holds.
-    Valid,
-    /// An entry does not match its hash or does not link to its predecessor,
-    /// entries are missing between others, or the head disagrees.
-    BrokenChain,
-    /// A checkpoint names an entry that is gone: the chain was cut short.
-    Truncated,
-    /// A checkpoint's entry has another hash than was signed.
-    Rewritten,
-    /// A checkpoint's signature does not hold.
-    BadSignature,
-    /// A checkpoint names a key that is neither current nor retired.
-    UnknownKey,
-    /// Entries older than the signing interval (60 s) and its grace (10 min)
-    /// are covered by no checkpoint.
-    UnsignedStretch,
-}
-
-impl From<Status> for VerificationStatus {
-    fn from(s: Status) -> Self {
-        match s {
-            Status::Valid => Self::Valid,
-            Status::BrokenChain => Self::BrokenChain,
-            Status::Truncated => Self::Truncated,
-            Status::Rewritten => Self::Rewritten,
-            Status::BadSignature => Self::BadSignature,
-            Status::UnknownKey => Self::UnknownKey,
-            Status::UnsignedStretch => Self::UnsignedStretch,
-        }
-    }
-}
-
 /// One thing that does not hold.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ProblemOut {
-    pub status: VerificationStatus,
+    #[schema(value_type = VerificationStatusName)]
+    pub status: Status,
     /// The first entry no longer proven intact; absent where no entry is in
     /// doubt (a checkpoint that is itself bad).
     pub first_broken_seq: Option<i64>,
@@ -71,7 +37,7 @@ pub struct ProblemOut {
 impl From<Problem> for ProblemOut {
     fn from(p: Problem) -> Self {
         ProblemOut {
-            status: p.status.into(),
+            status: p.status,
             first_broken_seq: p.first_broken_seq,
             checkpoint_seq: p.checkpoint_seq,
             reason: p.reason,
@@ -84,7 +50,8 @@ pub struct VerificationOut {
     /// Every hash, link and checkpoint holds.
     pub valid: bool,
     /// The first problem's kind, or `valid`.
-    pub status: VerificationStatus,
+    #[schema(value_type = VerificationStatusName)]
+    pub status: Status,
     pub entries_checked: u64,
     /// Distinct checkpoints (stored and given) whose signature was checked.
     pub signatures_checked: u64,
@@ -102,7 +69,7 @@ impl From<Verification> for VerificationOut {
     fn from(v: Verification) -> Self {
         VerificationOut {
             valid: v.valid,
-            status: v.status.into(),
+            status: v.status,
             entries_checked: v.entries_checked,
             signatures_checked: v.signatures_checked,
             last_signed_seq: v.last_signed_seq,
