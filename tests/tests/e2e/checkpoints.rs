@@ -165,6 +165,8 @@ async fn a_cut_off_tail_is_reported_by_the_mailed_checkpoint(app: TestApp, sink:
     let mailed_seq = mailed["checkpoints"][0]["seq"].as_i64().unwrap();
     add_keys(&app, &tenant, "L", 2).await;
     app.store.sign_heads(Utc::now()).await.unwrap();
+    // A head no checkpoint covers yet, which a verify that signed would sign.
+    add_keys(&app, &tenant, "M", 1).await;
 
     // Verifying writes nothing, not even a checkpoint.
     let before = row_counts(&app).await;
