@@ -369,7 +369,10 @@ async fn kept_checkpoints_must_be_well_formed_and_of_the_tenant(app: TestApp) {
         "{}",
         reply.body
     );
+}
 
+async fn only_administrators_and_auditors_reach_checkpoints_and_exports(app: TestApp) {
+    let tenant = app.tenant("reach", false).await;
     let reply = app
         .get("/v1/history/export?format=csv", &tenant.admin)
         .await;
@@ -378,7 +381,7 @@ async fn kept_checkpoints_must_be_well_formed_and_of_the_tenant(app: TestApp) {
         (422, "validation_failed")
     );
     let (_, approver) = app
-        .person(&tenant, "APP-1", &["approver"], Some("a@kept.example"))
+        .person(&tenant, "APP-1", &["approver"], Some("a@reach.example"))
         .await;
     for path in [
         "/v1/history/checkpoints",
@@ -401,6 +404,23 @@ async fn kept_checkpoints_must_be_well_formed_and_of_the_tenant(app: TestApp) {
         exported["items"].as_array().unwrap().is_empty(),
         "a refused export is not recorded"
     );
+    let (_, auditor) = app
+        .person(&tenant, "AUD-1", &["auditor"], Some("b@reach.example"))
+        .await;
+    for path in [
+        "/v1/history/checkpoints",
+        "/v1/history/signing-keys",
+        "/v1/history/verify",
+    ] {
+        app.get(path, &auditor).await.assert(200);
+    }
+    let export = app.get("/v1/history/export?format=jsonl", &auditor).await;
+    export.assert_status(200);
+    let exported = app
+        .get("/v1/history?action=history.exported", &tenant.admin)
+        .await
+        .assert(200);
+    assert_eq!(exported["items"][0]["details"], json!({"format": "jsonl"}));
 }
 
 on_both_databases_with_smtp!(
@@ -409,7 +429,10 @@ on_both_databases_with_smtp!(
     auditors_are_mailed_once_a_day_and_only_with_news,
 );
 
-on_both_databases!(kept_checkpoints_must_be_well_formed_and_of_the_tenant);
+on_both_databases!(
+    kept_checkpoints_must_be_well_formed_and_of_the_tenant,
+    only_administrators_and_auditors_reach_checkpoints_and_exports,
+);
 
 /// Checkpoints of a retired key still verify, and the key is listed.
 async fn retired_keys_still_verify(backend: Backend) {
