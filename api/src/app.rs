@@ -84,7 +84,11 @@ fn v1(cfg: &mut ServiceConfig) {
             .service(agent::fail),
     );
     cfg.service(crate::routes::history::list_history)
-        .service(crate::routes::history::verify_history);
+        .service(crate::routes::history::get_verify_history)
+        .service(crate::routes::history::post_verify_history)
+        .service(crate::routes::history::list_checkpoints)
+        .service(crate::routes::history::list_signing_keys)
+        .service(crate::routes::history::export_history);
     cfg.service(requests::create_request)
         .service(requests::list_requests)
         .service(requests::get_request)

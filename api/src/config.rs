@@ -42,6 +42,11 @@ pub struct Config {
     pub jwt_private_key_file: Option<PathBuf>,
     /// `COUNTERSIGN_HISTORY_SIGNING_KEY_FILE`: Ed25519 key that signs history chain heads.
     pub history_signing_key_file: Option<PathBuf>,
+    /// `COUNTERSIGN_HISTORY_RETIRED_KEYS`: public keys that signed history
+    /// checkpoints before a key rotation, comma-separated, each the 32 raw
+    /// bytes in standard base64 (as `GET /v1/history/signing-keys` shows
+    /// them); their checkpoints still verify. Empty: none.
+    pub history_retired_keys: String,
     /// `COUNTERSIGN_DB_MAX_CONNECTIONS`: PostgreSQL pool size.
     pub db_max_connections: u32,
     /// `COUNTERSIGN_JOB_MAX_ATTEMPTS`: attempts before a retryable job failure is final.
@@ -95,6 +100,7 @@ impl Default for Config {
             jwt_secret: None,
             jwt_private_key_file: None,
             history_signing_key_file: None,
+            history_retired_keys: String::new(),
             db_max_connections: 16,
             job_max_attempts: 5,
             demo: true,

@@ -8,6 +8,7 @@ pub mod csv_table;
 pub mod extract;
 pub mod hardening;
 pub mod metrics;
+pub mod offline;
 pub mod pagination;
 pub mod problem;
 pub mod routes;

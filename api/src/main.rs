@@ -28,13 +28,50 @@ enum Command {
     Migrate,
     /// Print the OpenAPI document.
     Openapi,
+    /// Work with exported histories, offline.
+    History {
+        #[command(subcommand)]
+        command: HistoryCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum HistoryCommand {
+    /// Check an export of `GET /v1/history/export?format=jsonl` with no server
+    /// and no database: every hash and link, and every checkpoint in the file
+    /// and given. Exits 0 when the chain holds, 1 when it does not, 2 when the
+    /// input cannot be read.
+    Verify {
+        /// The exported JSON Lines file.
+        file: PathBuf,
+        /// A public key of the checkpoints (32 bytes in base64 or a PEM
+        /// public key, or a file holding one), as `GET /v1/history/signing-keys`
+        /// lists them; repeat it for retired keys.
+        #[arg(long = "public-key", required = true)]
+        public_keys: Vec<String>,
+        /// A checkpoint kept elsewhere (JSON, or a file holding it): one
+        /// checkpoint, a list, or the line of the auditors' mail; repeatable.
+        #[arg(long = "checkpoint")]
+        checkpoints: Vec<String>,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    if let Some(Command::Openapi) = cli.command {
-        println!("{}", app::openapi_json());
-        return Ok(());
+    match &cli.command {
+        Some(Command::Openapi) => {
+            println!("{}", app::openapi_json());
+            return Ok(());
+        }
+        Some(Command::History {
+            command:
+                HistoryCommand::Verify {
+                    file,
+                    public_keys,
+                    checkpoints,
+                },
+        }) => verify_offline(file, public_keys, checkpoints),
+        _ => {}
     }
     let config = Config::load(cli.config.as_deref())?;
     telemetry::init_logging(config.log_format);
@@ -53,6 +90,19 @@ fn main() -> anyhow::Result<()> {
             _ => serve(config).await,
         }
     })
+}
+
+fn verify_offline(file: &std::path::Path, keys: &[String], checkpoints: &[String]) -> ! {
+    match countersign_api::offline::verify_export(file, keys, checkpoints) {
+        Ok(verification) => {
+            print!("{}", countersign_api::offline::describe(&verification));
+            std::process::exit(if verification.valid { 0 } else { 1 })
+        }
+        Err(err) => {
+            eprintln!("cannot verify {}: {err:#}", file.display());
+            std::process::exit(2)
+        }
+    }
 }
 
 /// How long background work may take to finish its round at shutdown.

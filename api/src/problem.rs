@@ -119,7 +119,7 @@ impl ResponseError for ApiError {
                 .iter()
                 .map(|e| FieldProblem {
                     pointer: e.pointer.clone(),
-                    code: e.code.as_str().to_owned(),
+                    code: e.code.clone(),
                     message: e.message.clone(),
                 })
                 .collect();

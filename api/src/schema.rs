@@ -329,3 +329,32 @@ fn forbid_nul(schema: &mut utoipa::openapi::RefOr<utoipa::openapi::schema::Schem
         _ => {}
     }
 }
+
+/// What a history verification found (`countersign_domain::history::Status`).
+#[derive(ToSchema)]
+#[schema(as = VerificationStatus)]
+pub enum VerificationStatusName {
+    /// Every hash, link and checkpoint holds.
+    #[schema(rename = "valid")]
+    Valid,
+    /// An entry does not match its hash or its predecessor, entries are
+    /// missing between others, or the head disagrees.
+    #[schema(rename = "broken_chain")]
+    BrokenChain,
+    /// A checkpoint names an entry that is gone: the chain was cut short.
+    #[schema(rename = "truncated")]
+    Truncated,
+    /// A checkpoint's entry has another hash than was signed.
+    #[schema(rename = "rewritten")]
+    Rewritten,
+    /// A checkpoint's signature does not hold.
+    #[schema(rename = "bad_signature")]
+    BadSignature,
+    /// A checkpoint names a key that is neither current nor retired.
+    #[schema(rename = "unknown_key")]
+    UnknownKey,
+    /// Entries older than the signing interval (60 s) and its grace (10 min)
+    /// are covered by no checkpoint.
+    #[schema(rename = "unsigned_stretch")]
+    UnsignedStretch,
+}

@@ -14,7 +14,7 @@ use countersign_infra::mail::{Mailer, MailerSettings};
 use countersign_infra::metrics::OperationsProbe;
 use countersign_infra::revocation::RevocationList;
 use countersign_infra::signal::WorkSignal;
-use countersign_infra::signing::HistorySigner;
+use countersign_infra::signing::{HistoryPublicKey, HistorySigner};
 use countersign_infra::throttle::LoginThrottle;
 use countersign_infra::tokens::TokenKeys;
 use countersign_infra::{Store, db, demo, secrets};
@@ -97,6 +97,7 @@ pub async fn wire(config: &Config) -> anyhow::Result<Wiring> {
         Store::new(conn.clone(), clock.clone(), revocations.clone(), public_url)
             .with_all_tenants_connection(all_tenants.clone())
             .with_history_signer(signer)
+            .with_retired_history_keys(retired_keys(config)?)
             .with_work_signal(work_signal)
             .with_job_max_attempts(config.job_max_attempts),
     );
@@ -183,6 +184,20 @@ fn history_signer(config: &Config) -> anyhow::Result<HistorySigner> {
     let signer = HistorySigner::generate();
     write_private(&path, &signer.to_pem()?)?;
     Ok(signer)
+}
+
+/// The public keys of rotated-out history signing keys.
+fn retired_keys(config: &Config) -> anyhow::Result<Vec<HistoryPublicKey>> {
+    config
+        .history_retired_keys
+        .split(',')
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .map(|k| {
+            HistoryPublicKey::parse(k)
+                .with_context(|| format!("COUNTERSIGN_HISTORY_RETIRED_KEYS: `{k}`"))
+        })
+        .collect()
 }
 
 /// The operator key's digest, kept beside the database; the key itself only

@@ -1,5 +1,6 @@
 //! Background work that runs in every replica at once, safely: the sweeper
-//! (expiry, retention), the e-mail outbox and the signing of history chain heads.
+//! (expiry, retention), the e-mail outbox, the signing of history checkpoints
+//! and the auditors' daily checkpoint mail.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +16,10 @@ const SWEEP_EVERY: Duration = Duration::from_secs(30);
 /// How often the e-mail outbox is looked at.
 pub const DELIVER_MAIL_EVERY: Duration = Duration::from_secs(2);
 /// How often history chain heads are signed.
-const SIGN_HEADS_EVERY: Duration = Duration::from_secs(60);
+const SIGN_HEADS_EVERY: Duration = countersign_domain::history::checkpoint::SIGNING_INTERVAL;
+/// How often tenants are looked at for their daily checkpoint mail; each is
+/// mailed at most once a day however often this runs.
+const MAIL_CHECKPOINTS_EVERY: Duration = Duration::from_secs(10 * 60);
 
 /// The running background loops.
 pub struct Workers {
@@ -45,7 +49,8 @@ pub fn spawn(store: Arc<Store>, mailer: Arc<Mailer>) -> Workers {
             stopped.clone(),
         )),
         tokio::spawn(sweep(store.clone(), stopped.clone())),
-        tokio::spawn(sign_heads(store, stopped)),
+        tokio::spawn(sign_heads(store.clone(), stopped.clone())),
+        tokio::spawn(mail_checkpoints(store, stopped)),
     ];
     Workers { stop, tasks }
 }
@@ -81,6 +86,18 @@ async fn sign_heads(store: Arc<Store>, mut stop: watch::Receiver<bool>) {
                 tracing::debug!(signed, took = ?started.elapsed(), "history heads signed")
             }
             Err(err) => tracing::warn!(error = %err, "signing history heads failed; retrying"),
+        }
+    }
+}
+
+/// Mails each tenant's latest checkpoint to its auditors once a day.
+async fn mail_checkpoints(store: Arc<Store>, mut stop: watch::Receiver<bool>) {
+    let mut tick = in_own_phase(MAIL_CHECKPOINTS_EVERY);
+    while next_round(&mut tick, &mut stop).await {
+        match store.mail_checkpoints(chrono::Utc::now()).await {
+            Ok(0) => {}
+            Ok(mailed) => tracing::info!(mailed, "checkpoint mails queued"),
+            Err(err) => tracing::warn!(error = %err, "checkpoint mails failed; retrying"),
         }
     }
 }

@@ -292,15 +292,6 @@ impl fmt::Display for ErrorCode {
     }
 }
 
-/// One offending field of a request body: a JSON pointer into the body, the
-/// code of what is wrong with it, and a sentence for a person.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FieldError {
-    pub pointer: String,
-    pub code: ErrorCode,
-    pub message: String,
-}
-
 /// Everything that can go wrong below the HTTP layer.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -330,7 +321,36 @@ pub enum Error {
     Internal(#[from] anyhow::Error),
 }
 
+/// A body field that violates its constraints (SPEC §6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// A JSON pointer into the body, e.g. `/checkpoints/0/hash`.
+    pub pointer: String,
+    /// A machine word for what is wrong with it, e.g. `invalid_hash` or
+    /// `event_time_out_of_range`.
+    pub code: String,
+    pub message: String,
+}
+
+/// The fields' pointers and messages, as one sentence.
+pub fn fields_text(fields: &[FieldError]) -> String {
+    fields
+        .iter()
+        .map(|f| format!("{}: {}", f.pointer, f.message))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 impl Error {
+    /// A body refused with `validation_failed` for the fields it names.
+    pub fn fields(errors: Vec<FieldError>) -> Self {
+        Self::Fields {
+            code: ErrorCode::ValidationFailed,
+            detail: fields_text(&errors),
+            errors,
+        }
+    }
+
     pub fn rule(code: ErrorCode, detail: impl Into<String>) -> Self {
         Self::Rule {
             code,

@@ -34,7 +34,7 @@ pub fn check_event_times(
         .filter(|(_, at)| !event_time_plausible(*at, now))
         .map(|(i, at)| FieldError {
             pointer: format!("/events/{i}/occurred_at"),
-            code: ErrorCode::EventTimeOutOfRange,
+            code: ErrorCode::EventTimeOutOfRange.as_str().to_owned(),
             message: format!(
                 "{} is before 2000-01-01T00:00:00Z or more than {MAX_EVENT_LEAD_HOURS} hours after the upload",
                 at.to_rfc3339()

@@ -5,6 +5,12 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+pub mod checkpoint;
+pub mod verify;
+
+pub use checkpoint::Checkpoint;
+pub use verify::{ChainCrypto, ChainWalk, GENESIS, Problem, SignatureCheck, Status, Verification};
+
 /// Who acted: a person through a programming key, an integration, an agent,
 /// the operator, or Countersign itself (expiry, retention).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -100,6 +106,7 @@ actions! {
     EventDataRead => "event_data.read",
     EventDataExported => "event_data.exported",
     EventDataDeleted => "event_data.deleted",
+    HistoryExported => "history.exported",
 }
 
 impl std::fmt::Display for Action {
@@ -162,17 +169,17 @@ pub struct HistoryFilter {
     pub limit: u32,
 }
 
-/// The result of recomputing a tenant's chain.
+/// A public key that signs or signed checkpoints (SPEC §5).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Verification {
-    pub valid: bool,
-    pub entries_checked: u64,
-    pub signatures_checked: u64,
-    /// The newest sequence number covered by a valid signature.
-    pub last_signed_seq: Option<i64>,
-    /// The first entry whose hash, link or signature does not hold.
-    pub first_broken_seq: Option<i64>,
-    pub reason: Option<String>,
+pub struct SigningKeyInfo {
+    /// The first 8 bytes of the SHA-256 of the raw public key, in hex.
+    pub key_id: String,
+    /// Always `Ed25519`.
+    pub algorithm: &'static str,
+    /// The 32-byte public key in standard base64.
+    pub public_key: String,
+    /// Whether new checkpoints are signed with it; retired keys are not.
+    pub current: bool,
 }
 
 /// The subject types and actions written to the history.
@@ -190,6 +197,7 @@ pub mod names {
     pub const KEY_GROUP: &str = "key_group";
     pub const REMOTE_DEVICE: &str = "remote_device";
     pub const IMPORT: &str = "import";
+    pub const HISTORY: &str = "history";
 }
 
 #[cfg(test)]

@@ -1,10 +1,13 @@
 //! E-mails Countersign sends, as data. They never carry event data.
 
+mod checkpoint;
+
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use uuid::Uuid;
 
 use crate::approver_changes::ApproverChange;
+use crate::history::Checkpoint;
 use crate::tenant::Locale;
 use crate::workflow::{RequestStatus, TargetType, Verdict};
 
@@ -61,6 +64,12 @@ pub enum Notice {
     OneTimePin {
         programming_key_marking: String,
         pin: String,
+    },
+    /// To every auditor, once a day with new entries: the latest checkpoint,
+    /// a witness of the history kept outside the database.
+    CheckpointWitness {
+        tenant_name: String,
+        checkpoint: Checkpoint,
     },
 }
 
@@ -243,6 +252,10 @@ pub fn render(notice: &Notice, locale: Locale, tz: Tz, public_url: &str) -> Mail
                 Locale::En => format!("One-time PIN: programming key {programming_key_marking}"),
             }
         }
+        Notice::CheckpointWitness {
+            tenant_name,
+            checkpoint,
+        } => checkpoint::render(&mut body, locale, tz, base, tenant_name, checkpoint),
     };
     let subject = subject
         .chars()
@@ -548,6 +561,10 @@ mod tests {
             Notice::OneTimePin {
                 programming_key_marking: "PK-2".into(),
                 pin: "48213907".into(),
+            },
+            Notice::CheckpointWitness {
+                tenant_name: "Stadtwerke Süd".into(),
+                checkpoint: checkpoint::tests::example(),
             },
         ];
         for change in ApproverChange::ALL {

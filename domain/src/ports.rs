@@ -433,7 +433,7 @@ impl<T> Store for T where
 
 // ---- the approval workflow -------------------------------------------------
 
-use crate::history::{HistoryEntry, HistoryFilter, Verification};
+use crate::history::{Checkpoint, HistoryEntry, HistoryFilter, SigningKeyInfo, Verification};
 use crate::permission::Principal;
 use crate::workflow::{JobKind, JobStatus, RequestStatus, TargetType, Verdict};
 
@@ -444,8 +444,29 @@ pub trait History: Send + Sync {
         t: TenantId,
         filter: HistoryFilter,
     ) -> Result<(Vec<HistoryEntry>, Option<i64>)>;
-    /// Recomputes the chain and checks the signed heads.
-    async fn verify_history(&self, t: TenantId) -> Result<Verification>;
+    /// Recomputes the chain and checks every stored checkpoint and those
+    /// the caller kept (of tenant `t`, well-formed). Writes nothing.
+    async fn verify_history(&self, t: TenantId, kept: Vec<Checkpoint>) -> Result<Verification>;
+    /// The tenant's checkpoints, oldest first.
+    async fn list_checkpoints(&self, t: TenantId, page: PageRequest) -> Result<Page<Checkpoint>>;
+    /// The public keys that sign checkpoints now and signed them before.
+    fn signing_keys(&self) -> Vec<SigningKeyInfo>;
+    /// Records that `by` exports the chain in `format`; answers the head the
+    /// export runs through (its own entry included): sequence number and hash.
+    async fn record_export(
+        &self,
+        t: TenantId,
+        by: &Principal,
+        format: &str,
+    ) -> Result<(i64, String)>;
+    /// The entries after `after` up to `through` (at most a batch of them),
+    /// with the checkpoints of those entries.
+    async fn export_batch(
+        &self,
+        t: TenantId,
+        after: i64,
+        through: i64,
+    ) -> Result<(Vec<HistoryEntry>, Vec<Checkpoint>)>;
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

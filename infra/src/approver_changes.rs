@@ -5,11 +5,10 @@
 use chrono::{DateTime, Utc};
 use countersign_domain::Result;
 use countersign_domain::approver_changes::ApproverChange;
-use countersign_domain::directory::{KeyStatus, ProgrammingKey};
+use countersign_domain::directory::ProgrammingKey;
 use countersign_domain::history::{Action, NewEntry, names};
 use countersign_domain::notification::Notice;
 use countersign_domain::role::Role;
-use countersign_domain::tenant::TenantId;
 use sea_orm::sea_query::Expr;
 use sea_orm::{ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter};
 use serde_json::json;
@@ -17,42 +16,8 @@ use uuid::Uuid;
 
 use crate::change::Change;
 use crate::db::DbResult;
+use crate::employees::holders_of;
 use crate::entities::{employees, programming_keys};
-use crate::programming_keys::roles_of;
-
-/// The addresses of every approver and auditor whose key is issued to an
-/// employee with an e-mail, and of the employees in `also`.
-pub(crate) async fn approvers_and_auditors(
-    conn: &impl ConnectionTrait,
-    t: TenantId,
-    also: &[Uuid],
-) -> Result<Vec<String>> {
-    let issued = programming_keys::Entity::find()
-        .filter(programming_keys::Column::TenantId.eq(t.0))
-        .filter(programming_keys::Column::Status.eq(KeyStatus::Issued.as_str()))
-        .all(conn)
-        .await
-        .db()?;
-    let mut holders = also.to_vec();
-    for row in &issued {
-        let roles = roles_of(&row.roles)?;
-        if roles.contains(Role::Approver) || roles.contains(Role::Auditor) {
-            holders.extend(row.employee_id);
-        }
-    }
-    let mut addresses: Vec<String> = employees::Entity::find()
-        .filter(employees::Column::TenantId.eq(t.0))
-        .filter(employees::Column::Id.is_in(holders))
-        .all(conn)
-        .await
-        .db()?
-        .into_iter()
-        .filter_map(|e| e.email)
-        .collect();
-    addresses.sort();
-    addresses.dedup();
-    Ok(addresses)
-}
 
 /// The holder's name, if the key is issued.
 async fn holder_name(conn: &impl ConnectionTrait, key: &ProgrammingKey) -> Result<Option<String>> {
@@ -114,7 +79,8 @@ pub(crate) async fn announce(
     );
     change.record(entry);
     let holders: Vec<Uuid> = key.employee_id.into_iter().collect();
-    let mut recipients = approvers_and_auditors(&**change, t, &holders).await?;
+    let approvers_and_auditors = [Role::Approver, Role::Auditor];
+    let mut recipients = holders_of(&**change, t, &approvers_and_auditors, &holders).await?;
     recipients.extend(announcement.previous_address);
     recipients.sort();
     recipients.dedup();

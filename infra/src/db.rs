@@ -6,7 +6,7 @@ use countersign_domain::{Error, ErrorCode};
 use countersign_migrations::Migrator;
 use countersign_migrations::MigratorTrait;
 /// The tables whose rows row-level security binds to one tenant.
-pub use countersign_migrations::TENANT_TABLES;
+pub use countersign_migrations::tenant_tables;
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend, DbErr, RuntimeErr,
     SqlErr, Statement, sqlx,

@@ -8,6 +8,7 @@ use countersign_domain::history::{Action, NewEntry, names};
 use countersign_domain::page::{Page, PageRequest};
 use countersign_domain::permission::Principal;
 use countersign_domain::ports::{EmployeeChange, Employees};
+use countersign_domain::role::Role;
 use countersign_domain::tenant::TenantId;
 use sea_orm::{ActiveModelTrait, ColumnTrait, ConnectionTrait, EntityTrait, QueryFilter, Set};
 use serde_json::json;
@@ -49,6 +50,41 @@ async fn approver_keys_of(
         }
     }
     Ok(approver_keys)
+}
+
+/// The addresses of the employees whose issued key holds one of `roles`, and
+/// of the employees in `also` (a key's holder told of their own change).
+pub(crate) async fn holders_of(
+    conn: &impl ConnectionTrait,
+    t: TenantId,
+    roles: &[Role],
+    also: &[Uuid],
+) -> Result<Vec<String>> {
+    let issued = programming_keys::Entity::find()
+        .filter(programming_keys::Column::TenantId.eq(t.0))
+        .filter(programming_keys::Column::Status.eq(KeyStatus::Issued.as_str()))
+        .all(conn)
+        .await
+        .db()?;
+    let mut holders = also.to_vec();
+    for row in &issued {
+        let held = crate::programming_keys::roles_of(&row.roles)?;
+        if roles.iter().any(|r| held.contains(*r)) {
+            holders.extend(row.employee_id);
+        }
+    }
+    let mut addresses: Vec<String> = employees::Entity::find()
+        .filter(employees::Column::TenantId.eq(t.0))
+        .filter(employees::Column::Id.is_in(holders))
+        .all(conn)
+        .await
+        .db()?
+        .into_iter()
+        .filter_map(|e| e.email)
+        .collect();
+    addresses.sort();
+    addresses.dedup();
+    Ok(addresses)
 }
 
 fn entry(action: Action, employee: &Employee, details: serde_json::Value) -> NewEntry {

@@ -18,12 +18,10 @@ use sea_orm::{ActiveModelTrait, ConnectionTrait, Set};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::approver_changes::{
-    Announcement, announce, announce_if_changed, approvers_and_auditors,
-};
+use crate::approver_changes::{Announcement, announce, announce_if_changed};
 use crate::change::Change;
 use crate::db::DbResult;
-use crate::employees;
+use crate::employees::{self, holders_of};
 use crate::entities::{employees as employee_rows, programming_keys};
 use crate::history::changes;
 use crate::revocation::Revocation;
@@ -116,7 +114,7 @@ async fn tell_approver_role_changed(
 ) -> Result<()> {
     let t = change.tenant;
     let holders: Vec<Uuid> = key.employee_id.into_iter().collect();
-    let recipients = approvers_and_auditors(&**change, t, &holders).await?;
+    let recipients = holders_of(&**change, t, &[Role::Approver, Role::Auditor], &holders).await?;
     let holder = holder(&**change, t, key.employee_id).await?.map(|e| e.name);
     let notice = Notice::ApproverRoleChanged {
         programming_key_marking: key.marking.clone(),

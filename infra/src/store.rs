@@ -17,7 +17,7 @@ use uuid::Uuid;
 
 use crate::db::DbResult;
 use crate::revocation::RevocationList;
-use crate::signing::HistorySigner;
+use crate::signing::{HistoryPublicKey, HistorySigner};
 
 pub struct Store {
     /// Sees one tenant per transaction ([`Store::begin_in`]); on PostgreSQL a
@@ -32,6 +32,8 @@ pub struct Store {
     pub(crate) public_url: String,
     /// Signs history chain heads; configured outside the database.
     pub(crate) signer: Arc<HistorySigner>,
+    /// Public keys that signed checkpoints before the current one.
+    pub(crate) retired_keys: Arc<Vec<HistoryPublicKey>>,
     /// Wakes long-polling agents when a tenant's work changes.
     pub(crate) signal: Arc<crate::signal::WorkSignal>,
     /// Attempts before a retryable job failure becomes final.
@@ -52,6 +54,7 @@ impl Store {
             revocations,
             public_url,
             signer: Arc::new(HistorySigner::generate()),
+            retired_keys: Arc::default(),
             signal: crate::signal::WorkSignal::local(),
             job_max_attempts: 5,
         }
@@ -61,6 +64,13 @@ impl Store {
     /// this process only: chains it signed do not verify after a restart.
     pub fn with_history_signer(mut self, signer: Arc<HistorySigner>) -> Self {
         self.signer = signer;
+        self
+    }
+
+    /// Public keys that signed checkpoints before a rotation; checkpoints
+    /// signed with them still verify, and no new ones are.
+    pub fn with_retired_history_keys(mut self, keys: Vec<HistoryPublicKey>) -> Self {
+        self.retired_keys = Arc::new(keys);
         self
     }
 

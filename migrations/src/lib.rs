@@ -11,6 +11,7 @@ mod m0005_events_by_age;
 mod m0006_sweep_indexes;
 mod m0007_approver_hold;
 mod m0008_replace_guards;
+mod m0009_checkpoint_mails;
 
 pub struct Migrator;
 
@@ -26,10 +27,19 @@ impl MigratorTrait for Migrator {
             Box::new(m0006_sweep_indexes::Migration),
             Box::new(m0007_approver_hold::Migration),
             Box::new(m0008_replace_guards::Migration),
+            Box::new(m0009_checkpoint_mails::Migration),
         ]
     }
 }
 
-pub use m0004_row_level_security::TENANT_TABLES;
 pub use m0008_replace_guards::ROW_EXISTS;
+/// Every table whose rows belong to one tenant (`tenant_id`), bound by
+/// row-level security on PostgreSQL: those of m0004 and those added since.
+pub fn tenant_tables() -> Vec<&'static str> {
+    [
+        m0004_row_level_security::TENANT_TABLES,
+        m0009_checkpoint_mails::TENANT_TABLES,
+    ]
+    .concat()
+}
 pub use sea_orm_migration::MigratorTrait;

@@ -71,7 +71,7 @@ ALTER DEFAULT PRIVILEGES IN SCHEMA public
 
 const TENANT: &str = "NULLIF(current_setting('countersign.tenant_id', true), '')::uuid";
 
-fn policies(table: &str) -> String {
+pub(crate) fn policies(table: &str) -> String {
     format!(
         "ALTER TABLE {table} ENABLE ROW LEVEL SECURITY;
          ALTER TABLE {table} FORCE ROW LEVEL SECURITY;

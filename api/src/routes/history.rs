@@ -1,9 +1,18 @@
-//! `/v1/history`: the tenant's append-only, hash-chained record, and its verification.
+//! `/v1/history`: the tenant's append-only, hash-chained record, its
+//! checkpoints, its verification and its export.
+
+mod checkpoints;
+mod export;
+mod verify;
+
+pub use checkpoints::{list_checkpoints, list_signing_keys};
+pub use export::{ExportLine, export_history};
+pub use verify::{get_verify_history, post_verify_history};
 
 use actix_web::{get, web};
 use chrono::{DateTime, Utc};
 use countersign_domain::ErrorCode;
-use countersign_domain::history::{HistoryEntry, HistoryFilter, Verification};
+use countersign_domain::history::{Actor, HistoryEntry, HistoryFilter};
 use countersign_domain::page::{DEFAULT_LIMIT, MAX_LIMIT};
 use countersign_domain::permission::Action;
 use serde::{Deserialize, Serialize};
@@ -39,7 +48,7 @@ pub struct HistoryQuery {
     pub limit: Option<u32>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct ActorOut {
     /// `user`, `webservice`, `agent`, `operator` or `system`.
     pub kind: String,
@@ -48,14 +57,14 @@ pub struct ActorOut {
     pub programming_key_id: Option<Uuid>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct SubjectOut {
     #[serde(rename = "type")]
     pub type_: String,
     pub id: Option<Uuid>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct HistoryEntryOut {
     /// The entry's place in the tenant's chain, from 1.
     pub seq: i64,
@@ -94,28 +103,23 @@ impl From<HistoryEntry> for HistoryEntryOut {
     }
 }
 
-#[derive(Debug, Serialize, ToSchema)]
-pub struct VerificationOut {
-    /// Every hash, link and signed head holds.
-    pub valid: bool,
-    pub entries_checked: u64,
-    pub signatures_checked: u64,
-    /// The newest entry covered by a valid signature of the chain head.
-    pub last_signed_seq: Option<i64>,
-    /// The first entry whose hash, link or signature does not hold.
-    pub first_broken_seq: Option<i64>,
-    pub reason: Option<String>,
-}
-
-impl From<Verification> for VerificationOut {
-    fn from(v: Verification) -> Self {
-        VerificationOut {
-            valid: v.valid,
-            entries_checked: v.entries_checked,
-            signatures_checked: v.signatures_checked,
-            last_signed_seq: v.last_signed_seq,
-            first_broken_seq: v.first_broken_seq,
-            reason: v.reason,
+impl From<HistoryEntryOut> for HistoryEntry {
+    fn from(e: HistoryEntryOut) -> Self {
+        HistoryEntry {
+            seq: e.seq,
+            at: e.at,
+            actor: Actor {
+                kind: e.actor.kind,
+                id: e.actor.id,
+                name: e.actor.name,
+                programming_key_id: e.actor.programming_key_id,
+            },
+            action: e.action,
+            subject_type: e.subject.type_,
+            subject_id: e.subject.id,
+            details: e.details,
+            hash: e.hash,
+            prev_hash: e.prev_hash,
         }
     }
 }
@@ -200,22 +204,4 @@ pub async fn list_history(
         items: entries.into_iter().map(HistoryEntryOut::from).collect(),
         next_cursor: next.map(|seq| seq.to_string()),
     }))
-}
-
-/// Signs the current chain head, recomputes every hash and checks every signature.
-#[utoipa::path(
-    tag = "history",
-    responses(
-        (status = 200, body = VerificationOut),
-        ListProblems,
-    ),
-    security(("bearer" = []))
-)]
-#[get("/history/verify")]
-pub async fn verify_history(
-    state: web::Data<AppState>,
-    caller: Caller,
-) -> Result<web::Json<VerificationOut>, ApiError> {
-    let t = caller.principal.tenant_for(Action::VerifyHistory)?;
-    Ok(web::Json(state.store.verify_history(t).await?.into()))
 }

@@ -2,6 +2,7 @@
 
 pub mod agents;
 pub mod api_keys;
+pub mod checkpoint_mails;
 pub mod cylinders;
 pub mod employees;
 pub mod event_log_requests;

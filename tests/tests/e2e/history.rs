@@ -3,15 +3,16 @@
 
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
-use countersign_domain::history::Actor;
+use chrono::Utc;
 use countersign_infra::Store;
 use countersign_infra::clock::SystemClock;
 use countersign_infra::revocation::RevocationList;
 use countersign_infra::signing::HistorySigner;
-use countersign_tests::{Backend, Tenant, TestApp, on_both_databases};
+use countersign_tests::{Tenant, TestApp, on_both_databases};
+
+use crate::tamper::{as_database_owner, entry_rows, rewrite_from, update_entry};
 use reqwest::Method;
-use sea_orm::{ConnectionTrait, DbBackend, QueryResult, Statement, Value as DbValue};
+use sea_orm::{ConnectionTrait, Statement};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -329,12 +330,14 @@ async fn actions_appear_in_order_with_their_actor(app: TestApp) {
     let reply = app.get("/v1/history/verify", &approver).await;
     assert_eq!((reply.status.as_u16(), reply.code()), (403, "forbidden"));
 
-    // The auditor sees everything and verifies; a fresh chain is signed first.
+    // The auditor sees everything and verifies what the worker signed.
+    app.store.sign_heads(Utc::now()).await.unwrap();
     let verified = app.get("/v1/history/verify", &auditor).await.assert(200);
     assert_eq!(verified["valid"], true, "{verified}");
     assert_eq!(verified["entries_checked"], json!(all.len()));
     assert_eq!(verified["last_signed_seq"], json!(all.len()));
-    assert!(verified["signatures_checked"].as_u64() >= Some(1));
+    assert_eq!(verified["signatures_checked"], 1);
+    assert_eq!(verified["status"], "valid");
     assert_eq!(verified["first_broken_seq"], Value::Null);
 
     // Another tenant's history is its own.
@@ -350,83 +353,6 @@ async fn actions_appear_in_order_with_their_actor(app: TestApp) {
 
 fn encode(time: &str) -> String {
     time.replace('+', "%2B")
-}
-
-/// `$n` on PostgreSQL, `?` on SQLite.
-fn param(backend: DbBackend, n: usize) -> String {
-    match backend {
-        DbBackend::Postgres => format!("${n}"),
-        _ => "?".to_owned(),
-    }
-}
-
-async fn entries(app: &TestApp, tenant: Uuid) -> Vec<QueryResult> {
-    let backend = app.db.get_database_backend();
-    let sql = format!(
-        "SELECT * FROM history_entries WHERE tenant_id = {} ORDER BY seq",
-        param(backend, 1)
-    );
-    app.db
-        .query_all_raw(Statement::from_sql_and_values(
-            backend,
-            sql,
-            [tenant.into()],
-        ))
-        .await
-        .unwrap()
-}
-
-/// Runs `statements` with the append-only triggers switched off.
-async fn behind_the_back(app: &TestApp, statements: Vec<Statement>) {
-    let backend = app.db.get_database_backend();
-    let (off, on) = match app.backend {
-        Backend::Postgres => (
-            "ALTER TABLE history_entries DISABLE TRIGGER history_append_only",
-            "ALTER TABLE history_entries ENABLE TRIGGER history_append_only",
-        ),
-        Backend::Sqlite => (
-            "DROP TRIGGER history_no_update",
-            "CREATE TRIGGER history_no_update BEFORE UPDATE ON history_entries \
-             BEGIN SELECT RAISE(ABORT, 'history entries are append-only'); END",
-        ),
-    };
-    app.db
-        .execute_raw(Statement::from_string(backend, off))
-        .await
-        .unwrap();
-    for statement in statements {
-        app.db.execute_raw(statement).await.unwrap();
-    }
-    app.db
-        .execute_raw(Statement::from_string(backend, on))
-        .await
-        .unwrap();
-}
-
-fn update_entry(
-    backend: DbBackend,
-    tenant: Uuid,
-    seq: i64,
-    details: Value,
-    prev: &str,
-    hash: &str,
-) -> Statement {
-    let sql = format!(
-        "UPDATE history_entries SET details = {}, prev_hash = {}, hash = {} WHERE tenant_id = {} AND seq = {}",
-        param(backend, 1),
-        param(backend, 2),
-        param(backend, 3),
-        param(backend, 4),
-        param(backend, 5)
-    );
-    let values: [DbValue; 5] = [
-        DbValue::Json(Some(Box::new(details))),
-        prev.into(),
-        hash.into(),
-        tenant.into(),
-        seq.into(),
-    ];
-    Statement::from_sql_and_values(backend, sql, values)
 }
 
 async fn verify(app: &TestApp, tenant: &Tenant) -> Value {
@@ -446,29 +372,37 @@ async fn tampering_is_detected(app: TestApp) {
         .await
         .assert(201);
     }
+    app.store.sign_heads(Utc::now()).await.unwrap();
     let intact = verify(&app, &tenant).await;
     assert_eq!(intact["valid"], true, "{intact}");
     let signed = intact["last_signed_seq"].as_i64().unwrap();
-    let rows = entries(&app, tenant.id).await;
+    let rows = entry_rows(&app, tenant.id).await;
     assert_eq!(rows.len() as i64, signed);
 
     // One entry's details, changed with the trigger off: its hash no longer holds.
-    let backend = app.db.get_database_backend();
     let target = 6_i64;
     let row = &rows[(target - 1) as usize];
     let mut details: Value = row.try_get("", "details").unwrap();
     details["name"] = json!("Forged");
     let prev: String = row.try_get("", "prev_hash").unwrap();
     let hash: String = row.try_get("", "hash").unwrap();
-    behind_the_back(
+    as_database_owner(
         &app,
         vec![update_entry(
-            backend, tenant.id, target, details, &prev, &hash,
+            &app,
+            tenant.id,
+            target,
+            details.clone(),
+            &prev,
+            &hash,
         )],
     )
     .await;
     let broken = verify(&app, &tenant).await;
-    assert_eq!(broken["valid"], false);
+    assert_eq!(
+        (broken["valid"].clone(), broken["status"].clone()),
+        (json!(false), json!("broken_chain"))
+    );
     assert_eq!(broken["first_broken_seq"], target, "{broken}");
     assert!(
         broken["reason"].as_str().unwrap().contains("hash"),
@@ -476,53 +410,18 @@ async fn tampering_is_detected(app: TestApp) {
     );
 
     // The whole chain rewritten consistently from there on: every hash and
-    // link holds again, but the signed head gives it away.
-    let rows = entries(&app, tenant.id).await;
-    let mut statements = Vec::new();
-    let mut prev: String = rows[(target - 2) as usize].try_get("", "hash").unwrap();
-    for row in &rows[(target - 1) as usize..] {
-        let seq: i64 = row.try_get("", "seq").unwrap();
-        let details: Value = row.try_get("", "details").unwrap();
-        let actor = Actor {
-            kind: row.try_get("", "actor_kind").unwrap(),
-            id: row.try_get("", "actor_id").unwrap(),
-            name: row.try_get("", "actor_name").unwrap(),
-            programming_key_id: row.try_get("", "actor_programming_key_id").unwrap(),
-        };
-        let at: DateTime<Utc> = row.try_get("", "at").unwrap();
-        let action: String = row.try_get("", "action").unwrap();
-        let subject_type: String = row.try_get("", "subject_type").unwrap();
-        let subject_id: Option<Uuid> = row.try_get("", "subject_id").unwrap();
-        let hash = countersign_infra::history::entry_hash(
-            tenant.id,
-            seq,
-            at,
-            &actor,
-            &action,
-            &subject_type,
-            subject_id,
-            &details,
-            &prev,
-        )
-        .unwrap();
-        statements.push(update_entry(backend, tenant.id, seq, details, &prev, &hash));
-        prev = hash;
-    }
-    statements.push(Statement::from_sql_and_values(
-        backend,
-        format!(
-            "UPDATE history_heads SET hash = {} WHERE tenant_id = {}",
-            param(backend, 1),
-            param(backend, 2)
-        ),
-        [prev.into(), tenant.id.into()],
-    ));
-    behind_the_back(&app, statements).await;
+    // link holds again, but the stored checkpoint gives it away.
+    as_database_owner(&app, rewrite_from(&app, tenant.id, target, details).await).await;
     let rewritten = verify(&app, &tenant).await;
     assert_eq!(rewritten["valid"], false, "{rewritten}");
-    assert_eq!(rewritten["first_broken_seq"], signed, "{rewritten}");
+    assert_eq!(rewritten["status"], "rewritten", "{rewritten}");
+    assert_eq!(rewritten["first_broken_seq"], 1, "{rewritten}");
+    assert_eq!(
+        rewritten["problems"][0]["checkpoint_seq"], signed,
+        "{rewritten}"
+    );
     assert!(
-        rewritten["reason"].as_str().unwrap().contains("signed"),
+        rewritten["reason"].as_str().unwrap().contains("rewritten"),
         "{rewritten}"
     );
     assert_eq!(rewritten["entries_checked"], signed);
@@ -530,7 +429,7 @@ async fn tampering_is_detected(app: TestApp) {
 
 async fn the_database_refuses_changes_to_history(app: TestApp) {
     let tenant = app.tenant("append", false).await;
-    verify(&app, &tenant).await;
+    app.store.sign_heads(Utc::now()).await.unwrap();
     let backend = app.db.get_database_backend();
     for sql in [
         "UPDATE history_entries SET action = 'forged'",
@@ -575,14 +474,14 @@ async fn heads_are_signed_once_and_only_the_configured_key_counts(app: TestApp) 
 
     let verified = verify(&app, &first).await;
     assert_eq!(verified["valid"], false, "{verified}");
-    assert_eq!(verified["first_broken_seq"], 5, "{verified}");
-    assert!(
-        verified["reason"]
-            .as_str()
-            .unwrap()
-            .contains("not with the configured key"),
-        "{verified}"
+    assert_eq!(verified["status"], "unknown_key", "{verified}");
+    assert_eq!(
+        verified["first_broken_seq"],
+        Value::Null,
+        "no entry is in doubt"
     );
+    assert_eq!(verified["problems"][0]["checkpoint_seq"], 5, "{verified}");
+    assert_eq!(verified["last_signed_seq"], Value::Null, "{verified}");
 }
 
 /// The entries of `action` whose subject is `id`, each with its actor's id.
