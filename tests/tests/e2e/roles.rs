@@ -113,7 +113,10 @@ pub(crate) fn guard(operation_id: &str) -> Option<Guard> {
         | "export_key_event_log"
         | "export_cylinder_event_log" => &[ReadEventData],
         "list_history" => &[ReadHistory, ReadRequestHistory],
-        "verify_history" => &[VerifyHistory],
+        "get_verify_history" | "post_verify_history" | "list_checkpoints" | "list_signing_keys" => {
+            &[VerifyHistory]
+        }
+        "export_history" => &[ReadHistory],
         _ => return None,
     };
     Some(Guard::Actions(actions))

@@ -11,7 +11,7 @@ use countersign_domain::permission::Action;
 use countersign_domain::tenant::TenantId;
 use futures::stream::{self, StreamExt};
 use serde::{Deserialize, Serialize};
-use utoipa::IntoParams;
+use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::HistoryEntryOut;
@@ -39,11 +39,20 @@ pub enum ExportLine {
     Checkpoint(Checkpoint),
 }
 
+/// The formats of a history export, for the document: the query takes a
+/// string, so that a format not available yet is answered with 422.
+#[allow(dead_code)]
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "snake_case")]
+pub enum HistoryExportFormat {
+    Jsonl,
+}
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct HistoryExportQuery {
-    /// `jsonl` (JSON Lines); `csv` and `pdf` are not available yet.
-    #[param(example = "jsonl")]
+    /// `jsonl` (JSON Lines); `csv` and `pdf` are not available yet (422).
+    #[param(inline, value_type = HistoryExportFormat, example = "jsonl")]
     pub format: String,
 }
 
