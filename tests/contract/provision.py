@@ -73,6 +73,8 @@ def main():
             "locale": "en",
             "approval_required": True,
             "approvals_required": 1,
+            # The approver made below decides at once.
+            "approver_hold_hours": 0,
             "initial_admin": {
                 "employee_name": "Ada Admin",
                 "email": f"ada@{slug}.example",
@@ -104,10 +106,16 @@ def main():
         employee = call(
             "POST", "/v1/employees", admin, {"name": f"Holder of {marking}", "email": f"{role}@{slug}.example"}
         )
-        key = call("POST", "/v1/programming-keys", admin, {"marking": marking, "name": marking, "roles": [role]})
+        # Nobody but its holder learns an approver's PIN: the approver role
+        # is granted after the holder chose a PIN.
+        first_roles = [] if role == "approver" else [role]
+        key = call("POST", "/v1/programming-keys", admin, {"marking": marking, "name": marking, "roles": first_roles})
         call("POST", f"/v1/programming-keys/{key['id']}/issue", admin, {"employee_id": employee["id"]})
         call("POST", f"/v1/programming-keys/{key['id']}/pin", admin, {"pin": "1357"})
         tokens[role] = own_pin(marking, "1357", "97531")
+        if role == "approver":
+            call("PATCH", f"/v1/programming-keys/{key['id']}", admin, {"roles": [role]})
+            tokens[role] = login(person_grant(marking, "97531"))
         grants[role] = person_grant(marking, "97531")
         people[role] = key["id"]
 
