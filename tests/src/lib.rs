@@ -365,6 +365,30 @@ impl TestApp {
         .assert(200)
     }
 
+    /// Time passes for one row, as its owner would see it: sets `column` of
+    /// the row `id` of `table` to a minute ago, straight in the database
+    /// (an expiry, a hold), so that a test need not wait for it.
+    pub async fn let_time_pass(&self, table: &str, column: &str, id: Uuid) {
+        let backend = self.db.get_database_backend();
+        let sql = match backend {
+            sea_orm::DbBackend::Postgres => {
+                format!("UPDATE {table} SET {column} = $1 WHERE id = $2")
+            }
+            _ => format!("UPDATE {table} SET {column} = ? WHERE id = ?"),
+        };
+        let past = chrono::Utc::now() - chrono::Duration::minutes(1);
+        let changed = self
+            .db
+            .execute_raw(sea_orm::Statement::from_sql_and_values(
+                backend,
+                sql,
+                [past.into(), id.into()],
+            ))
+            .await
+            .unwrap();
+        assert_eq!(changed.rows_affected(), 1, "{table} {id}");
+    }
+
     pub async fn operator(&self) -> String {
         let body = self
             .token(json!({"grant_type": "operator", "operator_key": OPERATOR_KEY}))

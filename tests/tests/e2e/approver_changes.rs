@@ -62,22 +62,10 @@ async fn council(app: &TestApp) -> Council {
     }
 }
 
-/// Time passes beyond the hold (the database's clock is the test's).
+/// Time passes beyond the hold.
 async fn let_hold_pass(app: &TestApp, key: Uuid) {
-    let backend = app.db.get_database_backend();
-    let sql = match backend {
-        DbBackend::Postgres => "UPDATE programming_keys SET hold_until = $1 WHERE id = $2",
-        _ => "UPDATE programming_keys SET hold_until = ? WHERE id = ?",
-    };
-    let past = chrono::Utc::now() - chrono::Duration::minutes(1);
-    app.db
-        .execute_raw(Statement::from_sql_and_values(
-            backend,
-            sql,
-            [past.into(), key.into()],
-        ))
-        .await
-        .unwrap();
+    app.let_time_pass("programming_keys", "hold_until", key)
+        .await;
 }
 
 /// The one-time PIN in a mail.
@@ -202,15 +190,21 @@ async fn assert_held_and_announced(
     assert_eq!(decided["status"], "approved");
 }
 
+/// The council and a pending request of its administrator's, for a key.
+async fn council_with_request(app: &TestApp) -> (Council, Value) {
+    let council = council(app).await;
+    let key = app.issued_key(&council.tenant, "K-1", "e3").await;
+    let request = app.request_key_readout(&council.tenant.admin, &key).await;
+    (council, request)
+}
+
 /// Attack 1: redirect the approver's e-mail, reset the PIN, approve.
 async fn redirecting_an_approvers_email_and_pin_is_held_and_announced(
     app: TestApp,
     sink: SmtpSink,
 ) {
-    let council = council(&app).await;
+    let (council, request) = council_with_request(&app).await;
     let tenant = &council.tenant;
-    let key = app.issued_key(tenant, "K-1", "e3").await;
-    let request = app.request_key_readout(&tenant.admin, &key).await;
     let berta = app
         .get(
             &format!("/v1/programming-keys/{}", council.berta_key),
@@ -317,10 +311,8 @@ async fn reissuing_an_approver_key_to_a_look_alike_is_held_and_announced(
     app: TestApp,
     sink: SmtpSink,
 ) {
-    let council = council(&app).await;
+    let (council, request) = council_with_request(&app).await;
     let tenant = &council.tenant;
-    let key = app.issued_key(tenant, "K-1", "e3").await;
-    let request = app.request_key_readout(&tenant.admin, &key).await;
     let mallory = address(tenant, "mallory");
     let base = format!("/v1/programming-keys/{}", council.berta_key);
     app.post(&format!("{base}/return"), &tenant.admin, json!({}))

@@ -590,7 +590,6 @@ async fn pending_and_approved_requests_expire(app: TestApp) {
 /// Expiry holds at the moment of a call: a decision after it, before any
 /// sweeper came by, answers `request_expired` and expires the request then.
 async fn a_decision_after_the_expiry_is_refused_and_expires_the_request(app: TestApp) {
-    use sea_orm::{ConnectionTrait, DbBackend, Statement};
     let tenant = tenant_requiring(&app, 1).await;
     let (_, approver) = app
         .person(&tenant, "APP-1", &["approver"], Some("app@example.org"))
@@ -599,21 +598,9 @@ async fn a_decision_after_the_expiry_is_refused_and_expires_the_request(app: Tes
     let pending = request(&app, &tenant.admin, "key", &key).await.assert(201);
     let id = pending["id"].as_str().unwrap();
     // Time passes beyond request_ttl_hours; no sweeper runs.
-    let backend = app.db.get_database_backend();
-    let sql = match backend {
-        DbBackend::Postgres => "UPDATE event_log_requests SET expires_at = $1 WHERE id = $2",
-        _ => "UPDATE event_log_requests SET expires_at = ? WHERE id = ?",
-    };
-    let past = chrono::Utc::now() - chrono::Duration::minutes(1);
     let id_value = uuid::Uuid::parse_str(id).unwrap();
-    app.db
-        .execute_raw(Statement::from_sql_and_values(
-            backend,
-            sql,
-            [past.into(), id_value.into()],
-        ))
-        .await
-        .unwrap();
+    app.let_time_pass("event_log_requests", "expires_at", id_value)
+        .await;
 
     let refused = app
         .post(&path(&pending, "approve"), &approver, json!({}))
