@@ -2,7 +2,6 @@
 //! cylinders, remote devices, agents and webservice credentials, with their rules.
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::error::{Error, ErrorCode, Result};
@@ -88,30 +87,16 @@ pub fn check_pin(pin: &str) -> Result<()> {
     }
 }
 
-/// Where a physical key is: shared by programming keys and user keys.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum KeyStatus {
-    InStock,
-    Issued,
-    Returned,
+crate::named_enum! {
+    /// Where a physical key is: shared by programming keys and user keys.
+    pub enum KeyStatus {
+        InStock,
+        Issued,
+        Returned,
+    }
 }
 
 impl KeyStatus {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            KeyStatus::InStock => "in_stock",
-            KeyStatus::Issued => "issued",
-            KeyStatus::Returned => "returned",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        [Self::InStock, Self::Issued, Self::Returned]
-            .into_iter()
-            .find(|v| v.as_str() == s)
-    }
-
     fn issue(self, what: &str) -> Result<Self> {
         match self {
             KeyStatus::InStock | KeyStatus::Returned => Ok(KeyStatus::Issued),
@@ -247,29 +232,15 @@ fn require_email_for_approver(roles: &RoleSet, holder: Option<&Employee>) -> Res
     Ok(())
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum KeyModel {
-    E2,
-    E3,
-    Basic,
+crate::named_enum! {
+    pub enum KeyModel {
+        E2,
+        E3,
+        Basic,
+    }
 }
 
 impl KeyModel {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            KeyModel::E2 => "e2",
-            KeyModel::E3 => "e3",
-            KeyModel::Basic => "basic",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        [Self::E2, Self::E3, Self::Basic]
-            .into_iter()
-            .find(|v| v.as_str() == s)
-    }
-
     pub const fn keeps_event_log(self) -> bool {
         matches!(self, KeyModel::E2 | KeyModel::E3)
     }
@@ -335,25 +306,10 @@ pub struct Cylinder {
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DeviceKind {
-    RemoteUnit,
-    DeskUnit,
-}
-
-impl DeviceKind {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            DeviceKind::RemoteUnit => "remote_unit",
-            DeviceKind::DeskUnit => "desk_unit",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        [Self::RemoteUnit, Self::DeskUnit]
-            .into_iter()
-            .find(|v| v.as_str() == s)
+crate::named_enum! {
+    pub enum DeviceKind {
+        RemoteUnit,
+        DeskUnit,
     }
 }
 

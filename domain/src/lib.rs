@@ -9,6 +9,7 @@ pub mod events;
 pub mod export;
 pub mod history;
 pub mod integrations;
+pub mod names;
 pub mod notification;
 pub mod page;
 pub mod permission;

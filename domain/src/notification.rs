@@ -576,7 +576,7 @@ mod tests {
                 hold_until: Some(Utc.with_ymd_and_hms(2025, 1, 16, 12, 30, 0).unwrap()),
             });
         }
-        for status in RequestStatus::ALL {
+        for &status in RequestStatus::ALL {
             notices.push(Notice::RequestEnded {
                 request: request(),
                 status,

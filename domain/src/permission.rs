@@ -6,28 +6,17 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::role::{Role, RoleSet};
 use crate::tenant::TenantId;
 
-/// What a token is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PrincipalKind {
-    /// A person logged in with a programming key.
-    User,
-    /// An integration credential (API key).
-    Webservice,
-    /// An on-premise device agent.
-    Agent,
-    /// The SaaS operator.
-    Operator,
-}
-
-impl PrincipalKind {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            PrincipalKind::User => "user",
-            PrincipalKind::Webservice => "webservice",
-            PrincipalKind::Agent => "agent",
-            PrincipalKind::Operator => "operator",
-        }
+crate::named_enum! {
+    /// What a token is.
+    pub enum PrincipalKind {
+        /// A person logged in with a programming key.
+        User,
+        /// An integration credential (API key).
+        Webservice,
+        /// An on-premise device agent.
+        Agent,
+        /// The SaaS operator.
+        Operator,
     }
 }
 
@@ -226,7 +215,7 @@ mod tests {
         ];
         assert_eq!(expected.len(), Action::ALL.len());
         for (action, roles) in expected {
-            for role in Role::ALL {
+            for &role in Role::ALL {
                 let single: RoleSet = [role].into_iter().collect();
                 assert_eq!(
                     action.permitted_by(&single),

@@ -1,63 +1,20 @@
 //! Tenant roles (SPEC §2). A credential holds a set of them; its permissions are their union.
 
 use std::collections::BTreeSet;
-use std::fmt;
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorCode, Result};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    SuperAdministrator,
-    SystemAdministrator,
-    Approver,
-    CylinderProgrammer,
-    Receptionist,
-    Auditor,
-    Webservice,
-}
-
-impl Role {
-    pub const ALL: [Role; 7] = [
-        Role::SuperAdministrator,
-        Role::SystemAdministrator,
-        Role::Approver,
-        Role::CylinderProgrammer,
-        Role::Receptionist,
-        Role::Auditor,
-        Role::Webservice,
-    ];
-
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Role::SuperAdministrator => "super_administrator",
-            Role::SystemAdministrator => "system_administrator",
-            Role::Approver => "approver",
-            Role::CylinderProgrammer => "cylinder_programmer",
-            Role::Receptionist => "receptionist",
-            Role::Auditor => "auditor",
-            Role::Webservice => "webservice",
-        }
-    }
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Role {
-    type Err = Error;
-
-    fn from_str(s: &str) -> Result<Self> {
-        Role::ALL
-            .into_iter()
-            .find(|role| role.as_str() == s)
-            .ok_or_else(|| Error::rule(ErrorCode::InvalidRole, format!("unknown role `{s}`")))
+crate::named_enum! {
+    pub enum Role {
+        SuperAdministrator,
+        SystemAdministrator,
+        Approver,
+        CylinderProgrammer,
+        Receptionist,
+        Auditor,
+        Webservice,
     }
 }
 
@@ -124,7 +81,7 @@ mod tests {
 
     #[test]
     fn names_round_trip() {
-        for role in Role::ALL {
+        for &role in Role::ALL {
             assert_eq!(role.as_str().parse::<Role>().ok(), Some(role));
             assert_eq!(
                 serde_json::to_string(&role).ok(),

@@ -18,18 +18,18 @@ impl std::fmt::Display for TenantId {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TenantStatus {
-    Active,
-    Suspended,
+crate::named_enum! {
+    pub enum TenantStatus {
+        Active,
+        Suspended,
+    }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Locale {
-    De,
-    En,
+crate::named_enum! {
+    pub enum Locale {
+        De,
+        En,
+    }
 }
 
 /// The initial configuration chosen at provisioning. Fields are private and

@@ -3,98 +3,41 @@
 //! decided, only an approved one can complete; there is no way to write an
 //! illegal transition.
 
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::directory::DeviceKind;
 use crate::error::{Error, ErrorCode, Result};
 
-/// What an event-log request reads out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TargetType {
-    Key,
-    Cylinder,
-}
-
-impl TargetType {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            TargetType::Key => "key",
-            TargetType::Cylinder => "cylinder",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        [Self::Key, Self::Cylinder]
-            .into_iter()
-            .find(|v| v.as_str() == s)
+crate::named_enum! {
+    /// What an event-log request reads out.
+    pub enum TargetType {
+        Key,
+        Cylinder,
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RequestStatus {
-    PendingApproval,
-    Approved,
-    Rejected,
-    Cancelled,
-    Expired,
-    Completed,
-    Failed,
+crate::named_enum! {
+    pub enum RequestStatus {
+        PendingApproval,
+        Approved,
+        Rejected,
+        Cancelled,
+        Expired,
+        Completed,
+        Failed,
+    }
 }
 
 impl RequestStatus {
-    pub const ALL: [RequestStatus; 7] = [
-        Self::PendingApproval,
-        Self::Approved,
-        Self::Rejected,
-        Self::Cancelled,
-        Self::Expired,
-        Self::Completed,
-        Self::Failed,
-    ];
-
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::PendingApproval => "pending_approval",
-            Self::Approved => "approved",
-            Self::Rejected => "rejected",
-            Self::Cancelled => "cancelled",
-            Self::Expired => "expired",
-            Self::Completed => "completed",
-            Self::Failed => "failed",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|v| v.as_str() == s)
-    }
-
     pub const fn is_open(self) -> bool {
         matches!(self, Self::PendingApproval | Self::Approved)
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Verdict {
-    Approve,
-    Reject,
-}
-
-impl Verdict {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Approve => "approve",
-            Verdict::Reject => "reject",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        [Self::Approve, Self::Reject]
-            .into_iter()
-            .find(|v| v.as_str() == s)
+crate::named_enum! {
+    pub enum Verdict {
+        Approve,
+        Reject,
     }
 }
 
@@ -273,51 +216,31 @@ impl ApprovedRequest {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum JobKind {
-    RequestReadout,
-    AutoCollection,
-    DeskReadout,
-}
-
-impl JobKind {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            JobKind::RequestReadout => "request_readout",
-            JobKind::AutoCollection => "auto_collection",
-            JobKind::DeskReadout => "desk_readout",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        [
-            Self::RequestReadout,
-            Self::AutoCollection,
-            Self::DeskReadout,
-        ]
-        .into_iter()
-        .find(|v| v.as_str() == s)
+crate::named_enum! {
+    pub enum JobKind {
+        RequestReadout,
+        AutoCollection,
+        DeskReadout,
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum JobStatus {
-    /// A key job waiting for its key to be inserted at a remote unit.
-    Queued,
-    /// A cylinder job waiting for a programming key.
-    AwaitingTransfer,
-    /// Assigned to a programming key, waiting to be loaded onto it.
-    Transferred,
-    /// On the programming key, waiting for it to visit the cylinder and come back.
-    Loaded,
-    /// An agent holds a lease while it talks to the device.
-    Running,
-    Completed,
-    Failed,
-    Cancelled,
-    Expired,
+crate::named_enum! {
+    pub enum JobStatus {
+        /// A key job waiting for its key to be inserted at a remote unit.
+        Queued,
+        /// A cylinder job waiting for a programming key.
+        AwaitingTransfer,
+        /// Assigned to a programming key, waiting to be loaded onto it.
+        Transferred,
+        /// On the programming key, waiting for it to visit the cylinder and come back.
+        Loaded,
+        /// An agent holds a lease while it talks to the device.
+        Running,
+        Completed,
+        Failed,
+        Cancelled,
+        Expired,
+    }
 }
 
 /// What can happen to a readout job.
@@ -339,36 +262,6 @@ pub enum JobEvent {
 }
 
 impl JobStatus {
-    pub const ALL: [JobStatus; 9] = [
-        Self::Queued,
-        Self::AwaitingTransfer,
-        Self::Transferred,
-        Self::Loaded,
-        Self::Running,
-        Self::Completed,
-        Self::Failed,
-        Self::Cancelled,
-        Self::Expired,
-    ];
-
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Self::Queued => "queued",
-            Self::AwaitingTransfer => "awaiting_transfer",
-            Self::Transferred => "transferred",
-            Self::Loaded => "loaded",
-            Self::Running => "running",
-            Self::Completed => "completed",
-            Self::Failed => "failed",
-            Self::Cancelled => "cancelled",
-            Self::Expired => "expired",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|v| v.as_str() == s)
-    }
-
     pub const fn is_terminal(self) -> bool {
         matches!(
             self,
@@ -671,7 +564,8 @@ mod tests {
     #[test]
     fn ended_requests_take_no_decisions_and_busy_ones_no_cancel() {
         for status in RequestStatus::ALL
-            .into_iter()
+            .iter()
+            .copied()
             .filter(|s| *s != RequestStatus::PendingApproval)
         {
             let request = Request::restore(status, || pending(1));

@@ -33,49 +33,25 @@ pub enum SignatureCheck {
     UnknownKey,
 }
 
-/// What a verification found, as a machine-readable word.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    /// Every hash, link and checkpoint holds.
-    Valid,
-    /// An entry does not match its hash, does not link to its predecessor,
-    /// or is missing between others; or the head disagrees with the entries.
-    BrokenChain,
-    /// A checkpoint names an entry that is gone.
-    Truncated,
-    /// A checkpoint's entry has another hash than was signed.
-    Rewritten,
-    /// A checkpoint's signature does not hold.
-    BadSignature,
-    /// A checkpoint names a key that is neither current nor retired.
-    UnknownKey,
-    /// Entries older than the signing interval and its grace are not covered
-    /// by any checkpoint.
-    UnsignedStretch,
-}
-
-impl Status {
-    pub const ALL: &[Status] = &[
-        Status::Valid,
-        Status::BrokenChain,
-        Status::Truncated,
-        Status::Rewritten,
-        Status::BadSignature,
-        Status::UnknownKey,
-        Status::UnsignedStretch,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Valid => "valid",
-            Status::BrokenChain => "broken_chain",
-            Status::Truncated => "truncated",
-            Status::Rewritten => "rewritten",
-            Status::BadSignature => "bad_signature",
-            Status::UnknownKey => "unknown_key",
-            Status::UnsignedStretch => "unsigned_stretch",
-        }
+crate::named_enum! {
+    /// What a verification found, as a machine-readable word.
+    pub enum Status {
+        /// Every hash, link and checkpoint holds.
+        Valid,
+        /// An entry does not match its hash, does not link to its predecessor,
+        /// or is missing between others; or the head disagrees with the entries.
+        BrokenChain,
+        /// A checkpoint names an entry that is gone.
+        Truncated,
+        /// A checkpoint's entry has another hash than was signed.
+        Rewritten,
+        /// A checkpoint's signature does not hold.
+        BadSignature,
+        /// A checkpoint names a key that is neither current nor retired.
+        UnknownKey,
+        /// Entries older than the signing interval and its grace are not covered
+        /// by any checkpoint.
+        UnsignedStretch,
     }
 }
 

@@ -366,7 +366,8 @@ struct Caller {
 /// Every subset of the roles a webservice credential may carry.
 fn webservice_role_subsets() -> Vec<Vec<Role>> {
     let allowed: Vec<Role> = Role::ALL
-        .into_iter()
+        .iter()
+        .copied()
         .filter(|r| {
             !matches!(
                 r,
@@ -389,7 +390,7 @@ fn webservice_role_subsets() -> Vec<Vec<Role>> {
 async fn callers(app: &TestApp) -> Vec<Caller> {
     let tenant = app.tenant("roles", true).await;
     let mut callers = Vec::new();
-    for role in Role::ALL.into_iter().filter(|r| *r != Role::Webservice) {
+    for role in Role::ALL.iter().copied().filter(|r| *r != Role::Webservice) {
         let marking = format!("R-{}", role.as_str());
         let (_, token) = app
             .person(
