@@ -1,199 +1,65 @@
-//! OpenAPI schemas of the domain's enumerations, which stay free of web crates.
-//! Bodies carry the domain types themselves; these only describe them.
+//! What the derived OpenAPI document cannot say by itself: the role subsets
+//! that credentials may hold, and the answers every route with a body shares.
+//! Bodies carry the domain types themselves, which derive their schemas
+//! (feature `openapi` of the domain crate).
 
-#![allow(dead_code)]
+use std::borrow::Cow;
 
-use utoipa::ToSchema;
+use countersign_domain::role::{Role, RoleSet};
+use utoipa::openapi::RefOr;
+use utoipa::openapi::schema::{ObjectBuilder, Schema, SchemaType, Type};
+use utoipa::{PartialSchema, ToSchema};
 
-/// A tenant role (SPEC §2).
-#[derive(ToSchema)]
-#[schema(as = Role)]
-#[allow(clippy::enum_variant_names)]
-pub enum RoleName {
-    #[schema(rename = "super_administrator")]
-    SuperAdministrator,
-    #[schema(rename = "system_administrator")]
-    SystemAdministrator,
-    #[schema(rename = "approver")]
-    Approver,
-    #[schema(rename = "cylinder_programmer")]
-    CylinderProgrammer,
-    #[schema(rename = "receptionist")]
-    Receptionist,
-    #[schema(rename = "auditor")]
-    Auditor,
-    #[schema(rename = "webservice")]
-    Webservice,
+/// The roles of [`Role::ALL`] that `allowed` admits, as a string enumeration.
+fn roles_where(allowed: impl Fn(Role) -> bool, description: &str) -> RefOr<Schema> {
+    let names = Role::ALL
+        .iter()
+        .copied()
+        .filter(|r| allowed(*r))
+        .map(Role::as_str);
+    ObjectBuilder::new()
+        .schema_type(SchemaType::Type(Type::String))
+        .description(Some(description))
+        .enum_values(Some(names))
+        .into()
 }
 
-/// A role a programming key may hold: every tenant role but `webservice`.
-#[derive(ToSchema)]
-#[schema(as = ProgrammingKeyRole)]
-#[allow(clippy::enum_variant_names)]
-pub enum ProgrammingKeyRoleName {
-    #[schema(rename = "super_administrator")]
-    SuperAdministrator,
-    #[schema(rename = "system_administrator")]
-    SystemAdministrator,
-    #[schema(rename = "approver")]
-    Approver,
-    #[schema(rename = "cylinder_programmer")]
-    CylinderProgrammer,
-    #[schema(rename = "receptionist")]
-    Receptionist,
-    #[schema(rename = "auditor")]
-    Auditor,
+/// A role a programming key may hold (the rule of
+/// [`RoleSet::for_programming_key`]).
+pub struct ProgrammingKeyRole;
+
+impl PartialSchema for ProgrammingKeyRole {
+    fn schema() -> RefOr<Schema> {
+        roles_where(
+            |role| RoleSet::for_programming_key([role]).is_ok(),
+            "A role a programming key may hold: every tenant role but `webservice`.",
+        )
+    }
 }
 
-/// A role a webservice credential may carry: never `approver` or
-/// `super_administrator`; `webservice` is always added.
-#[derive(ToSchema)]
-#[schema(as = WebserviceRole)]
-#[allow(clippy::enum_variant_names)]
-pub enum WebserviceRoleName {
-    #[schema(rename = "system_administrator")]
-    SystemAdministrator,
-    #[schema(rename = "cylinder_programmer")]
-    CylinderProgrammer,
-    #[schema(rename = "receptionist")]
-    Receptionist,
-    #[schema(rename = "auditor")]
-    Auditor,
-    #[schema(rename = "webservice")]
-    Webservice,
+impl ToSchema for ProgrammingKeyRole {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("ProgrammingKeyRole")
+    }
 }
 
-#[derive(ToSchema)]
-#[schema(as = Locale)]
-pub enum LocaleName {
-    #[schema(rename = "de")]
-    De,
-    #[schema(rename = "en")]
-    En,
+/// A role a webservice credential may carry (the rule of
+/// [`RoleSet::for_webservice`]).
+pub struct WebserviceRole;
+
+impl PartialSchema for WebserviceRole {
+    fn schema() -> RefOr<Schema> {
+        roles_where(
+            |role| RoleSet::for_webservice([role]).is_ok(),
+            "A role a webservice credential may carry: never `approver` or\n`super_administrator`; `webservice` is always added.",
+        )
+    }
 }
 
-#[derive(ToSchema)]
-#[schema(as = TenantStatus)]
-pub enum TenantStatusName {
-    #[schema(rename = "active")]
-    Active,
-    #[schema(rename = "suspended")]
-    Suspended,
-}
-
-#[derive(ToSchema)]
-#[schema(as = KeyStatus)]
-pub enum KeyStatusName {
-    #[schema(rename = "in_stock")]
-    InStock,
-    #[schema(rename = "issued")]
-    Issued,
-    #[schema(rename = "returned")]
-    Returned,
-}
-
-#[derive(ToSchema)]
-#[schema(as = KeyModel)]
-pub enum KeyModelName {
-    #[schema(rename = "e2")]
-    E2,
-    #[schema(rename = "e3")]
-    E3,
-    #[schema(rename = "basic")]
-    Basic,
-}
-
-#[derive(ToSchema)]
-#[schema(as = DeviceKind)]
-pub enum DeviceKindName {
-    #[schema(rename = "remote_unit")]
-    RemoteUnit,
-    #[schema(rename = "desk_unit")]
-    DeskUnit,
-}
-
-#[derive(ToSchema)]
-#[schema(as = PrincipalKind)]
-pub enum PrincipalKindName {
-    #[schema(rename = "user")]
-    User,
-    #[schema(rename = "webservice")]
-    Webservice,
-    #[schema(rename = "agent")]
-    Agent,
-    #[schema(rename = "operator")]
-    Operator,
-}
-
-#[derive(ToSchema)]
-#[schema(as = TargetType)]
-pub enum TargetTypeName {
-    #[schema(rename = "key")]
-    Key,
-    #[schema(rename = "cylinder")]
-    Cylinder,
-}
-
-#[derive(ToSchema)]
-#[schema(as = RequestStatus)]
-pub enum RequestStatusName {
-    #[schema(rename = "pending_approval")]
-    PendingApproval,
-    #[schema(rename = "approved")]
-    Approved,
-    #[schema(rename = "rejected")]
-    Rejected,
-    #[schema(rename = "cancelled")]
-    Cancelled,
-    #[schema(rename = "expired")]
-    Expired,
-    #[schema(rename = "completed")]
-    Completed,
-    #[schema(rename = "failed")]
-    Failed,
-}
-
-#[derive(ToSchema)]
-#[schema(as = JobStatus)]
-pub enum JobStatusName {
-    #[schema(rename = "queued")]
-    Queued,
-    #[schema(rename = "awaiting_transfer")]
-    AwaitingTransfer,
-    #[schema(rename = "transferred")]
-    Transferred,
-    #[schema(rename = "loaded")]
-    Loaded,
-    #[schema(rename = "running")]
-    Running,
-    #[schema(rename = "completed")]
-    Completed,
-    #[schema(rename = "failed")]
-    Failed,
-    #[schema(rename = "cancelled")]
-    Cancelled,
-    #[schema(rename = "expired")]
-    Expired,
-}
-
-#[derive(ToSchema)]
-#[schema(as = JobKind)]
-pub enum JobKindName {
-    #[schema(rename = "request_readout")]
-    RequestReadout,
-    #[schema(rename = "auto_collection")]
-    AutoCollection,
-    #[schema(rename = "desk_readout")]
-    DeskReadout,
-}
-
-#[derive(ToSchema)]
-#[schema(as = Verdict)]
-pub enum VerdictName {
-    #[schema(rename = "approve")]
-    Approve,
-    #[schema(rename = "reject")]
-    Reject,
+impl ToSchema for WebserviceRole {
+    fn name() -> Cow<'static, str> {
+        Cow::Borrowed("WebserviceRole")
+    }
 }
 
 /// What every route that reads a JSON body may also answer, from the body
@@ -328,33 +194,4 @@ fn forbid_nul(schema: &mut utoipa::openapi::RefOr<utoipa::openapi::schema::Schem
         Schema::AnyOf(any_of) => any_of.items.iter_mut().for_each(forbid_nul),
         _ => {}
     }
-}
-
-/// What a history verification found (`countersign_domain::history::Status`).
-#[derive(ToSchema)]
-#[schema(as = VerificationStatus)]
-pub enum VerificationStatusName {
-    /// Every hash, link and checkpoint holds.
-    #[schema(rename = "valid")]
-    Valid,
-    /// An entry does not match its hash or its predecessor, entries are
-    /// missing between others, or the head disagrees.
-    #[schema(rename = "broken_chain")]
-    BrokenChain,
-    /// A checkpoint names an entry that is gone: the chain was cut short.
-    #[schema(rename = "truncated")]
-    Truncated,
-    /// A checkpoint's entry has another hash than was signed.
-    #[schema(rename = "rewritten")]
-    Rewritten,
-    /// A checkpoint's signature does not hold.
-    #[schema(rename = "bad_signature")]
-    BadSignature,
-    /// A checkpoint names a key that is neither current nor retired.
-    #[schema(rename = "unknown_key")]
-    UnknownKey,
-    /// Entries older than the signing interval (60 s) and its grace (10 min)
-    /// are covered by no checkpoint.
-    #[schema(rename = "unsigned_stretch")]
-    UnsignedStretch,
 }

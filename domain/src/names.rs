@@ -8,7 +8,6 @@
 #[macro_export]
 macro_rules! named_enum {
     ($(#[$meta:meta])* pub enum $name:ident { $($(#[$vmeta:meta])* $variant:ident,)* }) => {
-        $(#[$meta])*
         #[derive(
             Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash,
             serde::Serialize, serde::Deserialize,
@@ -19,6 +18,7 @@ macro_rules! named_enum {
         #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         #[cfg_attr(feature = "storage", derive(sea_orm::DeriveValueType))]
         #[cfg_attr(feature = "storage", sea_orm(value_type = "String"))]
+        $(#[$meta])*
         pub enum $name {
             $($(#[$vmeta])* $variant,)*
         }

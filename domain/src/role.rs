@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, ErrorCode, Result};
 
 crate::named_enum! {
+    /// A tenant role (SPEC §2).
     pub enum Role {
         SuperAdministrator,
         SystemAdministrator,

@@ -19,7 +19,6 @@ use crate::extract::{Caller, Valid};
 use crate::problem::{ApiError, ListProblems, Problem, ResourceProblems};
 use crate::routes::inventory::RemoteDeviceOut;
 use crate::routes::jobs::JobOut;
-use crate::schema::JobKindName;
 use crate::state::AppState;
 
 /// The largest event batch in one upload.
@@ -64,7 +63,6 @@ pub struct WorkQuery {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct KeyWorkOut {
     pub key_marking: String,
-    #[schema(value_type = JobKindName)]
     pub reason: JobKind,
 }
 

@@ -13,7 +13,7 @@ use validator::Validate;
 use crate::extract::{Caller, Valid};
 use crate::pagination::{Page, PageQuery};
 use crate::problem::{ApiError, ListProblems, Problem, ResourceProblems};
-use crate::schema::{RoleName, WebserviceRoleName};
+use crate::schema::WebserviceRole;
 use crate::state::AppState;
 
 /// A webservice credential acts through the roles it carries; never `approver`
@@ -28,7 +28,7 @@ pub struct ApiKeyIn {
         pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\u0000-\u001f\u007f-\u009f \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000-\u001f\u007f-\u009f]*$"
     )]
     pub name: String,
-    #[schema(value_type = Vec<WebserviceRoleName>)]
+    #[schema(value_type = Vec<WebserviceRole>)]
     pub roles: Vec<Role>,
 }
 
@@ -36,7 +36,6 @@ pub struct ApiKeyIn {
 pub struct ApiKeyOut {
     pub id: Uuid,
     pub name: String,
-    #[schema(value_type = Vec<RoleName>)]
     pub roles: Vec<Role>,
     /// The first characters of the key, to recognise it.
     pub prefix: String,

@@ -14,7 +14,6 @@ use crate::client_address::ClientAddress;
 use crate::extract::{Caller, Valid};
 use crate::problem::{ApiError, ListProblems, Problem};
 use crate::routes::tenants::TenantOut;
-use crate::schema::{PrincipalKindName, RoleName};
 use crate::state::AppState;
 
 /// What a caller presents for a token, by `grant_type`.
@@ -162,14 +161,12 @@ pub async fn revoke(state: web::Data<AppState>, caller: Caller) -> Result<HttpRe
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MeOut {
-    #[schema(value_type = PrincipalKindName)]
     pub kind: PrincipalKind,
     pub id: Uuid,
     pub name: String,
     /// The caller's tenant and all its settings, so that anyone can see for
     /// themselves that the approver function is on and fixed.
     pub tenant: Option<TenantOut>,
-    #[schema(value_type = Vec<RoleName>)]
     pub roles: Vec<Role>,
     pub employee_id: Option<Uuid>,
     pub pin_change_required: bool,

@@ -13,7 +13,6 @@ use validator::Validate;
 use crate::extract::{Caller, Valid, nullable};
 use crate::pagination::{Page, PageQuery};
 use crate::problem::{ApiError, ListProblems, Problem, ResourceProblems};
-use crate::schema::DeviceKindName;
 use crate::state::AppState;
 
 /// A new key group. Also one item of an extension import.
@@ -153,7 +152,6 @@ pub struct RemoteDeviceIn {
         pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\u0000-\u001f\u007f-\u009f \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000-\u001f\u007f-\u009f]*$"
     )]
     pub name: String,
-    #[schema(value_type = DeviceKindName)]
     pub kind: DeviceKind,
     /// The device's serial number, unique in the tenant.
     #[validate(length(min = 1, max = 64))]
@@ -179,7 +177,6 @@ impl From<RemoteDeviceIn> for NewRemoteDevice {
 pub struct RemoteDeviceOut {
     pub id: Uuid,
     pub name: String,
-    #[schema(value_type = DeviceKindName)]
     pub kind: DeviceKind,
     pub serial: String,
     /// The agent serving the device (`PUT /v1/agents/{id}/devices`).

@@ -14,13 +14,11 @@ use validator::Validate;
 use crate::extract::{Caller, Valid};
 use crate::pagination::{Page, PageQuery};
 use crate::problem::{ApiError, ListProblems, Problem, ResourceProblems};
-use crate::schema::{JobKindName, JobStatusName, TargetTypeName};
 use crate::state::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct JobTarget {
     #[serde(rename = "type")]
-    #[schema(value_type = TargetTypeName)]
     pub target_type: TargetType,
     pub id: Uuid,
     pub marking: String,
@@ -29,11 +27,9 @@ pub struct JobTarget {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct JobOut {
     pub id: Uuid,
-    #[schema(value_type = JobKindName)]
     pub kind: JobKind,
     pub request_id: Option<Uuid>,
     pub target: JobTarget,
-    #[schema(value_type = JobStatusName)]
     pub status: JobStatus,
     pub device_id: Option<Uuid>,
     pub programming_key_id: Option<Uuid>,
@@ -68,9 +64,7 @@ impl From<JobView> for JobOut {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct JobQuery {
-    #[param(value_type = Option<JobStatusName>)]
     pub status: Option<JobStatus>,
-    #[param(value_type = Option<JobKindName>)]
     pub kind: Option<JobKind>,
     pub cursor: Option<String>,
     #[param(minimum = 1, maximum = 500)]

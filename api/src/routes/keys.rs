@@ -14,7 +14,6 @@ use crate::extract::{Caller, Valid, nullable};
 use crate::pagination::{Page, PageQuery};
 use crate::problem::{ApiError, ListProblems, Problem, ResourceProblems};
 use crate::routes::programming_keys::IssueIn;
-use crate::schema::{KeyModelName, KeyStatusName};
 use crate::state::AppState;
 
 /// A new key, in stock. Also one item of an extension import.
@@ -35,7 +34,6 @@ pub struct KeyIn {
         pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\u0000-\u001f\u007f-\u009f \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000-\u001f\u007f-\u009f]*$"
     )]
     pub name: String,
-    #[schema(value_type = KeyModelName)]
     pub model: KeyModel,
     pub key_group_id: Option<Uuid>,
 }
@@ -72,9 +70,7 @@ pub struct KeyOut {
     pub id: Uuid,
     pub marking: String,
     pub name: String,
-    #[schema(value_type = KeyModelName)]
     pub model: KeyModel,
-    #[schema(value_type = KeyStatusName)]
     pub status: KeyStatus,
     pub employee_id: Option<Uuid>,
     pub key_group_id: Option<Uuid>,

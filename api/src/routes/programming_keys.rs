@@ -16,7 +16,7 @@ use validator::Validate;
 use crate::extract::{Caller, Valid, nullable};
 use crate::pagination::{Page, PageQuery};
 use crate::problem::{ApiError, ListProblems, Problem, ResourceProblems};
-use crate::schema::{KeyStatusName, ProgrammingKeyRoleName, RoleName};
+use crate::schema::ProgrammingKeyRole;
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
@@ -37,7 +37,7 @@ pub struct ProgrammingKeyIn {
     )]
     pub name: String,
     #[serde(default)]
-    #[schema(value_type = Vec<ProgrammingKeyRoleName>)]
+    #[schema(value_type = Vec<ProgrammingKeyRole>)]
     pub roles: Vec<Role>,
     pub valid_from: Option<DateTime<Utc>>,
     pub valid_until: Option<DateTime<Utc>>,
@@ -54,7 +54,7 @@ pub struct ProgrammingKeyPatch {
         pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\u0000-\u001f\u007f-\u009f \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000-\u001f\u007f-\u009f]*$"
     )]
     pub name: Option<String>,
-    #[schema(value_type = Option<Vec<ProgrammingKeyRoleName>>)]
+    #[schema(value_type = Option<Vec<ProgrammingKeyRole>>)]
     pub roles: Option<Vec<Role>>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<DateTime<Utc>>)]
@@ -95,12 +95,10 @@ pub struct ProgrammingKeyOut {
     pub id: Uuid,
     pub marking: String,
     pub name: String,
-    #[schema(value_type = KeyStatusName)]
     pub status: KeyStatus,
     pub blocked: bool,
     pub valid_from: Option<DateTime<Utc>>,
     pub valid_until: Option<DateTime<Utc>>,
-    #[schema(value_type = Vec<RoleName>)]
     pub roles: Vec<Role>,
     pub employee_id: Option<Uuid>,
     /// While set and in the future, an approver change keeps this key from

@@ -14,14 +14,12 @@ use crate::extract::{Caller, Valid};
 use crate::pagination::{Page, PageQuery};
 use crate::problem::{ApiError, ListProblems, Problem, ResourceProblems};
 use crate::routes::jobs::JobOut;
-use crate::schema::{RequestStatusName, TargetTypeName, VerdictName};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TargetIn {
     #[serde(rename = "type")]
-    #[schema(value_type = TargetTypeName)]
     pub target_type: TargetType,
     pub id: Uuid,
 }
@@ -39,7 +37,6 @@ pub struct RequestIn {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TargetOut {
     #[serde(rename = "type")]
-    #[schema(value_type = TargetTypeName)]
     pub target_type: TargetType,
     pub id: Uuid,
     pub marking: String,
@@ -63,7 +60,6 @@ pub struct ApproverOut {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct DecisionOut {
-    #[schema(value_type = VerdictName)]
     pub decision: Verdict,
     pub comment: Option<String>,
     pub approver: ApproverOut,
@@ -74,7 +70,6 @@ pub struct DecisionOut {
 pub struct RequestOut {
     pub id: Uuid,
     pub target: TargetOut,
-    #[schema(value_type = RequestStatusName)]
     pub status: RequestStatus,
     pub comment: Option<String>,
     pub requested_by: RequestedBy,
@@ -133,9 +128,7 @@ impl From<RequestView> for RequestOut {
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct RequestQuery {
-    #[param(value_type = Option<RequestStatusName>)]
     pub status: Option<RequestStatus>,
-    #[param(value_type = Option<TargetTypeName>)]
     pub target_type: Option<TargetType>,
     pub cursor: Option<String>,
     #[param(minimum = 1, maximum = 500)]

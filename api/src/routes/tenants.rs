@@ -15,7 +15,6 @@ use validator::Validate;
 use crate::extract::{Caller, Valid};
 use crate::pagination::{Page, PageQuery};
 use crate::problem::{ApiError, ListProblems, Problem, ResourceProblems};
-use crate::schema::{LocaleName, TenantStatusName};
 use crate::state::AppState;
 
 fn default_retention() -> u32 {
@@ -54,7 +53,6 @@ pub struct TenantIn {
     pub name: String,
     /// IANA time zone, e.g. `Europe/Berlin`. Never changes.
     pub base_timezone: String,
-    #[schema(value_type = LocaleName)]
     pub locale: Locale,
     /// Whether event logs need an approver's consent. Never changes.
     pub approval_required: bool,
@@ -120,7 +118,6 @@ pub struct TenantOut {
     pub slug: String,
     pub name: String,
     pub base_timezone: String,
-    #[schema(value_type = LocaleName)]
     pub locale: Locale,
     pub approval_required: bool,
     pub approvals_required: u8,
@@ -128,7 +125,6 @@ pub struct TenantOut {
     pub event_retention_days: u32,
     pub request_ttl_hours: u32,
     pub execution_ttl_hours: u32,
-    #[schema(value_type = TenantStatusName)]
     pub status: TenantStatus,
     pub created_at: DateTime<Utc>,
 }
@@ -173,7 +169,6 @@ pub struct TenantPatch {
         pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\u0000-\u001f\u007f-\u009f \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000-\u001f\u007f-\u009f]*$"
     )]
     pub name: Option<String>,
-    #[schema(value_type = Option<LocaleName>)]
     pub locale: Option<Locale>,
     #[serde(default, deserialize_with = "super::integer::optional")]
     #[schema(minimum = 1, maximum = 36500)]
@@ -184,7 +179,6 @@ pub struct TenantPatch {
     #[serde(default, deserialize_with = "super::integer::optional")]
     #[schema(minimum = 1, maximum = 8760)]
     pub execution_ttl_hours: Option<u32>,
-    #[schema(value_type = Option<TenantStatusName>)]
     pub status: Option<TenantStatus>,
     /// Fixed: 409 `tenant_setting_immutable` unless unchanged.
     pub slug: Option<String>,

@@ -34,7 +34,8 @@ pub enum SignatureCheck {
 }
 
 crate::named_enum! {
-    /// What a verification found, as a machine-readable word.
+    /// What a history verification found, as a machine-readable word.
+    #[cfg_attr(feature = "openapi", schema(as = VerificationStatus))]
     pub enum Status {
         /// Every hash, link and checkpoint holds.
         Valid,

@@ -15,7 +15,6 @@ use uuid::Uuid;
 use super::checkpoints::CheckpointOut;
 use crate::extract::Caller;
 use crate::problem::{ApiError, ListProblems, Problem as ProblemBody};
-use crate::schema::VerificationStatusName;
 use crate::state::AppState;
 
 /// Checkpoints checked at most per call.
@@ -24,7 +23,6 @@ const MAX_KEPT: usize = 1000;
 /// One thing that does not hold.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ProblemOut {
-    #[schema(value_type = VerificationStatusName)]
     pub status: Status,
     /// The first entry no longer proven intact; absent where no entry is in
     /// doubt (a checkpoint that is itself bad).
@@ -50,7 +48,6 @@ pub struct VerificationOut {
     /// Every hash, link and checkpoint holds.
     pub valid: bool,
     /// The first problem's kind, or `valid`.
-    #[schema(value_type = VerificationStatusName)]
     pub status: Status,
     pub entries_checked: u64,
     /// Distinct checkpoints (stored and given) whose signature was checked.
