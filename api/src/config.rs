@@ -13,6 +13,12 @@ use crate::client_address::parse_trusted_proxies;
 pub struct Config {
     /// `COUNTERSIGN_LISTEN`: address and port to serve on.
     pub listen: String,
+    /// `COUNTERSIGN_METRICS_LISTEN`: address and port of `GET /metrics`, a
+    /// listener of its own that serves nothing else; empty means none.
+    pub metrics_listen: String,
+    /// `COUNTERSIGN_METRICS_INTERVAL_SECS`: how often the counts over every
+    /// tenant in `/metrics` are computed from the database.
+    pub metrics_interval_secs: u64,
     /// `DATABASE_URL`: `postgres://…` or `sqlite://…`; default a SQLite file here.
     pub database_url: String,
     /// `COUNTERSIGN_WORKER_DATABASE_URL`: PostgreSQL as a member of
@@ -87,6 +93,8 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             listen: "127.0.0.1:8080".into(),
+            metrics_listen: "127.0.0.1:9090".into(),
+            metrics_interval_secs: 30,
             database_url: "sqlite://countersign.db".into(),
             worker_database_url: None,
             migration_database_url: None,
@@ -129,6 +137,14 @@ impl Config {
             config.request_timeout_secs >= 1,
             "COUNTERSIGN_REQUEST_TIMEOUT_SECS must be at least 1"
         );
+        anyhow::ensure!(
+            config.metrics_interval_secs >= 1,
+            "COUNTERSIGN_METRICS_INTERVAL_SECS must be at least 1"
+        );
+        anyhow::ensure!(
+            config.metrics_listen.trim() != config.listen.trim() || config.listen.ends_with(":0"),
+            "COUNTERSIGN_METRICS_LISTEN must differ from COUNTERSIGN_LISTEN: /metrics is never served on the public port"
+        );
         for origin in config.cors_origin_list() {
             anyhow::ensure!(
                 origin == "*" || is_origin(&origin),
@@ -148,6 +164,11 @@ impl Config {
             .filter(|o| !o.is_empty())
             .map(str::to_owned)
             .collect()
+    }
+
+    /// The metrics listener's address; `None` when there is none.
+    pub fn metrics_address(&self) -> Option<&str> {
+        Some(self.metrics_listen.trim()).filter(|address| !address.is_empty())
     }
 
     pub fn is_embedded(&self) -> bool {
