@@ -133,27 +133,33 @@ impl Config {
             .merge(Env::prefixed("COUNTERSIGN_"))
             .merge(Env::raw().only(&["DATABASE_URL", "REDIS_URL", "SMTP_URL"]))
             .extract()?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// What the environment cannot express in types.
+    fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(
-            config.request_timeout_secs >= 1,
+            self.request_timeout_secs >= 1,
             "COUNTERSIGN_REQUEST_TIMEOUT_SECS must be at least 1"
         );
         anyhow::ensure!(
-            config.metrics_interval_secs >= 1,
+            self.metrics_interval_secs >= 1,
             "COUNTERSIGN_METRICS_INTERVAL_SECS must be at least 1"
         );
         anyhow::ensure!(
-            config.metrics_listen.trim() != config.listen.trim() || config.listen.ends_with(":0"),
+            self.metrics_listen.trim() != self.listen.trim() || self.listen.ends_with(":0"),
             "COUNTERSIGN_METRICS_LISTEN must differ from COUNTERSIGN_LISTEN: /metrics is never served on the public port"
         );
-        for origin in config.cors_origin_list() {
+        for origin in self.cors_origin_list() {
             anyhow::ensure!(
                 origin == "*" || is_origin(&origin),
                 "COUNTERSIGN_CORS_ORIGINS: `{origin}` is not an origin like `https://app.example.com`"
             );
         }
-        parse_trusted_proxies(&config.trusted_proxies)
+        parse_trusted_proxies(&self.trusted_proxies)
             .map_err(|e| anyhow::anyhow!("COUNTERSIGN_TRUSTED_PROXIES: {e}"))?;
-        Ok(config)
+        Ok(())
     }
 
     /// The origins of [`Config::cors_origins`], trimmed, without empty entries.
@@ -205,6 +211,29 @@ fn is_origin(origin: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn metrics_have_a_listener_apart_from_the_public_one() {
+        let defaults = Config::default();
+        assert!(defaults.validate().is_ok());
+        assert_eq!(defaults.metrics_address(), Some("127.0.0.1:9090"));
+        assert_ne!(defaults.metrics_address(), Some(defaults.listen.as_str()));
+        let off = Config {
+            metrics_listen: " ".into(),
+            ..Config::default()
+        };
+        assert_eq!(off.metrics_address(), None);
+        let shared = Config {
+            metrics_listen: "127.0.0.1:8080".into(),
+            ..Config::default()
+        };
+        assert!(shared.validate().is_err(), "/metrics on the public port");
+        let never = Config {
+            metrics_interval_secs: 0,
+            ..Config::default()
+        };
+        assert!(never.validate().is_err());
+    }
 
     #[test]
     fn cors_origins_are_scheme_host_and_port() {

@@ -26,6 +26,19 @@ impl Scrape {
         Self::of(app).await
     }
 
+    /// Scrapes `base` every 50 ms until `wanted` holds, for up to 5 s; the
+    /// first scrape that satisfies it.
+    async fn until(base: &str, wanted: impl Fn(&Scrape) -> bool) -> Option<Scrape> {
+        for _ in 0..100 {
+            let scrape = Self::at(base).await;
+            if wanted(&scrape) {
+                return Some(scrape);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        None
+    }
+
     async fn at(base: &str) -> Scrape {
         let response = reqwest::get(format!("{base}/metrics")).await.unwrap();
         assert_eq!(response.status(), 200);
@@ -239,15 +252,8 @@ async fn long_polls_are_counted_and_outlive_the_request_timeout(app: TestApp) {
             .status()
     });
     let open = |s: &Scrape| s.value("countersign_agent_long_polls_open", &[]);
-    let mut seen = false;
-    for _ in 0..40 {
-        if open(&Scrape::of(&app).await) == 1.0 {
-            seen = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(seen, "the open long poll shows in /metrics");
+    let seen = Scrape::until(&app.metrics_base, |s| open(s) == 1.0).await;
+    assert!(seen.is_some(), "the open long poll shows in /metrics");
     assert_eq!(
         poll.await.unwrap(),
         200,
@@ -354,16 +360,9 @@ async fn the_metrics_worker_computes_the_counts_and_their_age_shows() {
         app.metrics(),
         Duration::from_millis(100),
     ));
-    let mut seen = None;
-    for _ in 0..100 {
-        let scrape = Scrape::of(&app).await;
-        if pending(&scrape) == 1.0 {
-            seen = Some(scrape);
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let computed = seen.expect("the worker counts the request");
+    let computed = Scrape::until(&app.metrics_base, |s| pending(s) == 1.0)
+        .await
+        .expect("the worker counts the request");
     assert_eq!(computed.get("countersign_database_up", &[]), Some(1.0));
     assert!(age(&computed) < 1.0, "fresh: {}", age(&computed));
 
@@ -372,15 +371,8 @@ async fn the_metrics_worker_computes_the_counts_and_their_age_shows() {
         &app.issued_key(&tenant, "K-AGE-2", "e3").await,
     )
     .await;
-    let mut counted = false;
-    for _ in 0..100 {
-        if pending(&Scrape::of(&app).await) == 2.0 {
-            counted = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(counted, "a later round counts the second request");
+    let counted = Scrape::until(&app.metrics_base, |s| pending(s) == 2.0).await;
+    assert!(counted.is_some(), "a later round counts the second request");
 }
 
 /// A request that waits longer than the request timeout is answered 503 with a
@@ -711,16 +703,11 @@ async fn the_server_process_logs_json_lines_without_secrets() {
         .metrics_base
         .clone()
         .expect("the metrics listener is logged with its metrics_address");
-    let mut computed = false;
-    for _ in 0..100 {
-        let scrape = Scrape::at(&metrics_base).await;
-        if scrape.get("countersign_database_up", &[]) == Some(1.0) {
-            computed = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(computed, "the metrics worker ran at start");
+    let computed = Scrape::until(&metrics_base, |s| {
+        s.get("countersign_database_up", &[]) == Some(1.0)
+    })
+    .await;
+    assert!(computed.is_some(), "the metrics worker ran at start");
 
     // A long poll in flight when SIGTERM arrives is answered, not cut off.
     let (status, agent) = json_of(
