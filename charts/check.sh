@@ -144,6 +144,34 @@ def check_invariants(docs, expected_kinds, values):
         assert migration not in api_env.values(), "the owner's URL must not reach the API pods"
     if "COUNTERSIGN_WORKER_DATABASE_URL" in api_env:
         assert api_env["COUNTERSIGN_WORKER_DATABASE_URL"] != api_env["DATABASE_URL"], "two roles, two URLs"
+    check_metrics_reach(kinds, api)
+
+
+def check_metrics_reach(kinds, api):
+    """/metrics only on the `metrics` port: not on the public Service, never behind the Ingress."""
+    ports = {p["name"]: p["containerPort"] for p in api["ports"]}
+    assert set(ports) == {"http", "metrics"}, f"container ports {sorted(ports)}"
+    config = kinds["ConfigMap"][0]["data"]
+    assert config["COUNTERSIGN_LISTEN"] == f"0.0.0.0:{ports['http']}", "COUNTERSIGN_LISTEN is the http port"
+    assert config["COUNTERSIGN_METRICS_LISTEN"] == f"0.0.0.0:{ports['metrics']}", "COUNTERSIGN_METRICS_LISTEN is the metrics port"
+    services = {s["metadata"]["labels"]["app.kubernetes.io/component"]: s for s in kinds["Service"]}
+    assert sorted(services) == ["api", "metrics"], f"Services {sorted(services)}"
+    public = [p["targetPort"] for p in services["api"]["spec"]["ports"]]
+    assert public == ["http"], f"the public Service reaches {public}"
+    private = services["metrics"]["spec"]
+    assert private["type"] == "ClusterIP", "the metrics Service stays inside the cluster"
+    assert [p["targetPort"] for p in private["ports"]] == ["metrics"], "the metrics Service reaches only the metrics port"
+    for ingress in kinds.get("Ingress", []):
+        for rule in ingress["spec"]["rules"]:
+            for path in rule["http"]["paths"]:
+                backend = path["backend"]["service"]
+                assert backend["name"] == services["api"]["metadata"]["name"], f"an Ingress path reaches {backend['name']}"
+                assert backend["port"] == {"name": "http"}, f"an Ingress path reaches port {backend['port']}"
+    for monitor in kinds.get("ServiceMonitor", []):
+        selected = monitor["spec"]["selector"]["matchLabels"]
+        assert all(services["metrics"]["metadata"]["labels"].get(k) == v for k, v in selected.items()), "the ServiceMonitor selects the metrics Service"
+        assert not all(services["api"]["metadata"]["labels"].get(k) == v for k, v in selected.items()), "the ServiceMonitor must not select the public Service"
+        assert [e["port"] for e in monitor["spec"]["endpoints"]] == ["metrics"], "the ServiceMonitor scrapes the metrics port"
 
 
 def owner_secret(values):
@@ -208,6 +236,7 @@ def check_documented():
 check("every value documented in README.md", check_documented)
 refuses("the bare defaults (no secrets)", None, "secrets.databaseUrl")
 refuses("workers.mode=separate", {**REQUIRED, "workers": {"mode": "separate"}}, "reserved")
+refuses("metrics.port equal to containerPort", {**REQUIRED, "metrics": {"port": 8080}}, "metrics.port")
 scenario(
     "default values + required secrets",
     REQUIRED,

@@ -189,13 +189,18 @@ pub fn build() -> (
         .service(scope::scope("/v1").configure(v1))
         .split_for_parts();
     crate::schema::complete(&mut api);
-    // Like the probes, but for Prometheus rather than API clients: not in the document.
+    // `/metrics` is not here: it has a listener of its own (`server::run_metrics`).
     let app = app
-        .route("/metrics", web::get().to(crate::metrics::scrape))
         .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", api.clone()))
         .app_data(web::Data::new(problem::Routes::from_openapi(&api)))
         .default_service(web::to(problem::no_route));
     (app, api)
+}
+
+/// The metrics listener's only route; anything else there is a bare 404.
+/// Not in the OpenAPI document: it is for Prometheus, not API clients.
+pub fn metrics_routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/metrics", web::get().to(crate::metrics::scrape));
 }
 
 /// The OpenAPI document as committed under `openapi/`.

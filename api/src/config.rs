@@ -13,6 +13,12 @@ use crate::client_address::parse_trusted_proxies;
 pub struct Config {
     /// `COUNTERSIGN_LISTEN`: address and port to serve on.
     pub listen: String,
+    /// `COUNTERSIGN_METRICS_LISTEN`: address and port of `GET /metrics`, a
+    /// listener of its own that serves nothing else; empty means none.
+    pub metrics_listen: String,
+    /// `COUNTERSIGN_METRICS_INTERVAL_SECS`: how often the counts over every
+    /// tenant in `/metrics` are computed from the database.
+    pub metrics_interval_secs: u64,
     /// `DATABASE_URL`: `postgres://…` or `sqlite://…`; default a SQLite file here.
     pub database_url: String,
     /// `COUNTERSIGN_WORKER_DATABASE_URL`: PostgreSQL as a member of
@@ -87,6 +93,8 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             listen: "127.0.0.1:8080".into(),
+            metrics_listen: "127.0.0.1:9090".into(),
+            metrics_interval_secs: 30,
             database_url: "sqlite://countersign.db".into(),
             worker_database_url: None,
             migration_database_url: None,
@@ -125,19 +133,33 @@ impl Config {
             .merge(Env::prefixed("COUNTERSIGN_"))
             .merge(Env::raw().only(&["DATABASE_URL", "REDIS_URL", "SMTP_URL"]))
             .extract()?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// What the environment cannot express in types.
+    fn validate(&self) -> anyhow::Result<()> {
         anyhow::ensure!(
-            config.request_timeout_secs >= 1,
+            self.request_timeout_secs >= 1,
             "COUNTERSIGN_REQUEST_TIMEOUT_SECS must be at least 1"
         );
-        for origin in config.cors_origin_list() {
+        anyhow::ensure!(
+            self.metrics_interval_secs >= 1,
+            "COUNTERSIGN_METRICS_INTERVAL_SECS must be at least 1"
+        );
+        anyhow::ensure!(
+            self.metrics_listen.trim() != self.listen.trim() || self.listen.ends_with(":0"),
+            "COUNTERSIGN_METRICS_LISTEN must differ from COUNTERSIGN_LISTEN: /metrics is never served on the public port"
+        );
+        for origin in self.cors_origin_list() {
             anyhow::ensure!(
                 origin == "*" || is_origin(&origin),
                 "COUNTERSIGN_CORS_ORIGINS: `{origin}` is not an origin like `https://app.example.com`"
             );
         }
-        parse_trusted_proxies(&config.trusted_proxies)
+        parse_trusted_proxies(&self.trusted_proxies)
             .map_err(|e| anyhow::anyhow!("COUNTERSIGN_TRUSTED_PROXIES: {e}"))?;
-        Ok(config)
+        Ok(())
     }
 
     /// The origins of [`Config::cors_origins`], trimmed, without empty entries.
@@ -148,6 +170,11 @@ impl Config {
             .filter(|o| !o.is_empty())
             .map(str::to_owned)
             .collect()
+    }
+
+    /// The metrics listener's address; `None` when there is none.
+    pub fn metrics_address(&self) -> Option<&str> {
+        Some(self.metrics_listen.trim()).filter(|address| !address.is_empty())
     }
 
     pub fn is_embedded(&self) -> bool {
@@ -184,6 +211,29 @@ fn is_origin(origin: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn metrics_have_a_listener_apart_from_the_public_one() {
+        let defaults = Config::default();
+        assert!(defaults.validate().is_ok());
+        assert_eq!(defaults.metrics_address(), Some("127.0.0.1:9090"));
+        assert_ne!(defaults.metrics_address(), Some(defaults.listen.as_str()));
+        let off = Config {
+            metrics_listen: " ".into(),
+            ..Config::default()
+        };
+        assert_eq!(off.metrics_address(), None);
+        let shared = Config {
+            metrics_listen: "127.0.0.1:8080".into(),
+            ..Config::default()
+        };
+        assert!(shared.validate().is_err(), "/metrics on the public port");
+        let never = Config {
+            metrics_interval_secs: 0,
+            ..Config::default()
+        };
+        assert!(never.validate().is_err());
+    }
 
     #[test]
     fn cors_origins_are_scheme_host_and_port() {

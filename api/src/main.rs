@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 use countersign_api::config::Config;
 use countersign_api::{app, server, telemetry, workers};
@@ -110,17 +111,43 @@ const WORKERS_PATIENCE: Duration = Duration::from_secs(20);
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let wiring = server::wire(&config).await?;
-    let listener = std::net::TcpListener::bind(&config.listen)?;
+    // Bound first, so that its line precedes the public one.
+    let metrics_server = match config.metrics_address() {
+        Some(address) => {
+            let listener = std::net::TcpListener::bind(address)
+                .with_context(|| format!("COUNTERSIGN_METRICS_LISTEN: binding {address}"))?;
+            let metrics_address = listener.local_addr()?;
+            tracing::info!(%metrics_address, "metrics on http://{metrics_address}/metrics");
+            let running = server::run_metrics(wiring.state.metrics.clone(), listener)?;
+            let handle = running.handle();
+            actix_web::rt::spawn(running);
+            Some(handle)
+        }
+        None => {
+            tracing::info!("no metrics listener (COUNTERSIGN_METRICS_LISTEN is empty)");
+            None
+        }
+    };
+    let listener = std::net::TcpListener::bind(&config.listen)
+        .with_context(|| format!("COUNTERSIGN_LISTEN: binding {}", config.listen))?;
     let address = listener.local_addr()?;
     tracing::info!(%address, "Countersign listening on http://{address}");
     for note in &wiring.announcements {
         println!("{note}");
     }
-    let workers = workers::spawn(wiring.store.clone(), wiring.mailer.clone());
+    let workers = workers::spawn(
+        wiring.store.clone(),
+        wiring.mailer.clone(),
+        wiring.state.metrics.clone().into_inner(),
+        Duration::from_secs(config.metrics_interval_secs),
+    );
     // Runs until SIGTERM (or SIGINT) and the drain of requests in flight.
     let served = server::run(wiring.state, listener)?.await;
     tracing::info!("stopped serving; stopping background work");
     workers.stop(WORKERS_PATIENCE).await;
+    if let Some(metrics_server) = metrics_server {
+        metrics_server.stop(true).await;
+    }
     tracing::info!("stopped");
     served?;
     Ok(())

@@ -1,17 +1,21 @@
-//! `GET /metrics` in the Prometheus text format: HTTP traffic by route
-//! template, open long polls, and figures read at scrape time (requests and
-//! jobs by status, the mail outbox, the database pool, Redis).
+//! `GET /metrics` in the Prometheus text format, served on a listener of its
+//! own (`COUNTERSIGN_METRICS_LISTEN`), never on the public port: HTTP traffic
+//! by route template and open long polls; counts over every tenant (requests
+//! and jobs by status, the mail outbox) that a background worker computes at
+//! an interval; and figures of this process read at scrape time (the
+//! database pool, Redis). A scrape never queries the database.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use actix_web::http::Method;
 use actix_web::{HttpResponse, web};
 use countersign_domain::ports::Operations;
 use countersign_domain::workflow::{JobStatus, RequestStatus};
+use prometheus::core::Collector;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
-    Registry, TextEncoder,
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
 
 /// The route label of a request that matched no route.
@@ -25,6 +29,11 @@ const BUCKETS: &[f64] = &[
 /// Statuses of outbox mails that are counted (sent ones only accumulate).
 const MAIL_STATUSES: [&str; 2] = ["pending", "failed"];
 
+/// Appended to the help of the counts over every tenant.
+const CLUSTER_WIDE: &str = "All tenants together, computed from the database every \
+     COUNTERSIGN_METRICS_INTERVAL_SECS (see countersign_table_counts_age_seconds). \
+     A cluster-wide value that every replica reports alike: aggregate with max(), not sum().";
+
 /// One server's metrics. Each server has its own registry.
 pub struct Metrics {
     registry: Registry,
@@ -35,11 +44,17 @@ pub struct Metrics {
     jobs: IntGaugeVec,
     mail: IntGaugeVec,
     mail_retrying: IntGauge,
-    mail_send_failures: IntCounter,
     database_up: IntGauge,
+    tables_age: Gauge,
+    mail_send_failures: IntCounter,
     pool: IntGaugeVec,
     pool_max: IntGauge,
     redis_up: Option<IntGauge>,
+    /// When the counts over every tenant were last computed. Held while they
+    /// are written and while a scrape gathers, so that no scrape sees half of
+    /// a computation.
+    computed: Mutex<Option<Instant>>,
+    started: Instant,
     source: Arc<dyn Operations>,
 }
 
@@ -47,91 +62,123 @@ impl Metrics {
     /// `with_redis`: whether the server uses Redis (only then is its gauge reported).
     pub fn new(source: Arc<dyn Operations>, with_redis: bool) -> anyhow::Result<Self> {
         let registry = Registry::new();
-        let http_requests = IntCounterVec::new(
-            Opts::new(
-                "countersign_http_requests_total",
-                "HTTP requests answered, by route template, method and status.",
-            ),
-            &["route", "method", "status"],
+        let cluster_wide = |help: &str| format!("{help} {CLUSTER_WIDE}");
+        let http_requests = registered(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "countersign_http_requests_total",
+                    "HTTP requests answered on the public port, by route template, method and status.",
+                ),
+                &["route", "method", "status"],
+            )?,
         )?;
-        let http_duration = HistogramVec::new(
-            HistogramOpts::new(
-                "countersign_http_request_duration_seconds",
-                "Time until the response head, by route template and method.",
-            )
-            .buckets(BUCKETS.to_vec()),
-            &["route", "method"],
+        let http_duration = registered(
+            &registry,
+            HistogramVec::new(
+                HistogramOpts::new(
+                    "countersign_http_request_duration_seconds",
+                    "Time until the response head, by route template and method.",
+                )
+                .buckets(BUCKETS.to_vec()),
+                &["route", "method"],
+            )?,
         )?;
-        let long_polls = IntGauge::new(
-            "countersign_agent_long_polls_open",
-            "Device agents waiting in GET /v1/agent/work in this process.",
+        let long_polls = registered(
+            &registry,
+            IntGauge::new(
+                "countersign_agent_long_polls_open",
+                "Device agents waiting in GET /v1/agent/work in this process.",
+            )?,
         )?;
-        let requests = IntGaugeVec::new(
-            Opts::new(
-                "countersign_event_log_requests",
-                "Event-log requests by status (all tenants).",
-            ),
-            &["status"],
+        let requests = registered(
+            &registry,
+            IntGaugeVec::new(
+                Opts::new(
+                    "countersign_event_log_requests",
+                    cluster_wide("Event-log requests by status."),
+                ),
+                &["status"],
+            )?,
         )?;
-        let jobs = IntGaugeVec::new(
-            Opts::new(
-                "countersign_readout_jobs",
-                "Readout jobs by status (all tenants).",
-            ),
-            &["status"],
+        let jobs = registered(
+            &registry,
+            IntGaugeVec::new(
+                Opts::new(
+                    "countersign_readout_jobs",
+                    cluster_wide("Readout jobs by status."),
+                ),
+                &["status"],
+            )?,
         )?;
-        let mail = IntGaugeVec::new(
-            Opts::new(
-                "countersign_mail_outbox",
-                "Mails not sent by status: pending (due or waiting for a retry) and failed (given up).",
-            ),
-            &["status"],
+        let mail = registered(
+            &registry,
+            IntGaugeVec::new(
+                Opts::new(
+                    "countersign_mail_outbox",
+                    cluster_wide(
+                        "Mails not sent by status: pending (due or waiting for a retry) and failed (given up).",
+                    ),
+                ),
+                &["status"],
+            )?,
         )?;
-        let mail_retrying = IntGauge::new(
-            "countersign_mail_outbox_retrying",
-            "Pending mails whose sending failed at least once.",
+        let mail_retrying = registered(
+            &registry,
+            IntGauge::new(
+                "countersign_mail_outbox_retrying",
+                cluster_wide("Pending mails whose sending failed at least once."),
+            )?,
         )?;
-        let mail_send_failures = IntCounter::new(
-            "countersign_mail_send_failures_total",
-            "Failed mail send attempts of this process's outbox worker.",
+        let database_up = registered(
+            &registry,
+            IntGauge::new(
+                "countersign_database_up",
+                "Whether the database answered this process's last computation of the counts over every tenant (1) or not (0).",
+            )?,
         )?;
-        let database_up = IntGauge::new(
-            "countersign_database_up",
-            "Whether the database answered this scrape's counts (1) or not (0).",
+        let tables_age = registered(
+            &registry,
+            Gauge::new(
+                "countersign_table_counts_age_seconds",
+                "Seconds since this process last computed the counts over every tenant (since it started, before the first success); growing beyond COUNTERSIGN_METRICS_INTERVAL_SECS means they are stale.",
+            )?,
         )?;
-        let pool = IntGaugeVec::new(
-            Opts::new(
-                "countersign_db_pool_connections",
-                "Open database connections of this process, by state (idle, in_use).",
-            ),
-            &["state"],
+        let mail_send_failures = registered(
+            &registry,
+            IntCounter::new(
+                "countersign_mail_send_failures_total",
+                "Failed mail send attempts of this process's outbox worker.",
+            )?,
         )?;
-        let pool_max = IntGauge::new(
-            "countersign_db_pool_max_connections",
-            "The size limit of this process's database pool.",
+        let pool = registered(
+            &registry,
+            IntGaugeVec::new(
+                Opts::new(
+                    "countersign_db_pool_connections",
+                    "Open database connections of this process, by state (idle, in_use).",
+                ),
+                &["state"],
+            )?,
+        )?;
+        let pool_max = registered(
+            &registry,
+            IntGauge::new(
+                "countersign_db_pool_max_connections",
+                "The size limit of this process's database pool.",
+            )?,
         )?;
         let redis_up = if with_redis {
-            Some(IntGauge::new(
-                "countersign_redis_up",
-                "Whether Redis answered a PING at this scrape (1) or not (0).",
+            Some(registered(
+                &registry,
+                IntGauge::new(
+                    "countersign_redis_up",
+                    "Whether Redis answered a PING at this scrape (1) or not (0).",
+                )?,
             )?)
         } else {
             None
         };
-        registry.register(Box::new(http_requests.clone()))?;
-        registry.register(Box::new(http_duration.clone()))?;
-        registry.register(Box::new(long_polls.clone()))?;
-        registry.register(Box::new(requests.clone()))?;
-        registry.register(Box::new(jobs.clone()))?;
-        registry.register(Box::new(mail.clone()))?;
-        registry.register(Box::new(mail_retrying.clone()))?;
-        registry.register(Box::new(mail_send_failures.clone()))?;
-        registry.register(Box::new(database_up.clone()))?;
-        registry.register(Box::new(pool.clone()))?;
-        registry.register(Box::new(pool_max.clone()))?;
-        if let Some(redis_up) = &redis_up {
-            registry.register(Box::new(redis_up.clone()))?;
-        }
         Ok(Self {
             registry,
             http_requests,
@@ -141,11 +188,14 @@ impl Metrics {
             jobs,
             mail,
             mail_retrying,
-            mail_send_failures,
             database_up,
+            tables_age,
+            mail_send_failures,
             pool,
             pool_max,
             redis_up,
+            computed: Mutex::new(None),
+            started: Instant::now(),
             source,
         })
     }
@@ -167,24 +217,35 @@ impl Metrics {
         LongPollGuard(self.long_polls.clone())
     }
 
-    /// Reads the figures that are computed at scrape time.
-    async fn refresh(&self) {
-        let counts = self.source.operational_counts().await;
-        self.database_up.set(i64::from(counts.tables.is_some()));
-        if let Some(tables) = counts.tables {
-            set_all(
-                &self.requests,
-                RequestStatus::ALL.iter().map(|s| s.as_str()),
-                &tables.requests_by_status,
-            );
-            set_all(
-                &self.jobs,
-                JobStatus::ALL.iter().map(|s| s.as_str()),
-                &tables.jobs_by_status,
-            );
-            set_all(&self.mail, MAIL_STATUSES, &tables.mail_by_status);
-            self.mail_retrying.set(gauge(tables.mail_retrying));
-        }
+    /// Computes the counts over every tenant from the database; the metrics
+    /// worker calls it at an interval, a scrape never does. `false` when the
+    /// database did not answer: the last counts stay, and age.
+    pub async fn compute_table_counts(&self) -> bool {
+        let counts = self.source.table_counts().await;
+        let mut computed = self.computed.lock().unwrap_or_else(PoisonError::into_inner);
+        self.database_up.set(i64::from(counts.is_some()));
+        let Some(tables) = counts else {
+            return false;
+        };
+        set_all(
+            &self.requests,
+            RequestStatus::ALL.iter().map(|s| s.as_str()),
+            &tables.requests_by_status,
+        );
+        set_all(
+            &self.jobs,
+            JobStatus::ALL.iter().map(|s| s.as_str()),
+            &tables.jobs_by_status,
+        );
+        set_all(&self.mail, MAIL_STATUSES, &tables.mail_by_status);
+        self.mail_retrying.set(gauge(tables.mail_retrying));
+        *computed = Some(Instant::now());
+        true
+    }
+
+    /// Reads this process's figures, which need no database query.
+    async fn refresh_process_counts(&self) {
+        let counts = self.source.process_counts().await;
         let counted = self.mail_send_failures.get();
         if counts.mail_send_failures > counted {
             self.mail_send_failures
@@ -202,10 +263,21 @@ impl Metrics {
     }
 
     fn render(&self) -> anyhow::Result<String> {
+        let computed = self.computed.lock().unwrap_or_else(PoisonError::into_inner);
+        let since = computed.unwrap_or(self.started);
+        self.tables_age.set(since.elapsed().as_secs_f64());
+        let families = self.registry.gather();
+        drop(computed);
         let mut buffer = Vec::new();
-        TextEncoder::new().encode(&self.registry.gather(), &mut buffer)?;
+        TextEncoder::new().encode(&families, &mut buffer)?;
         Ok(String::from_utf8(buffer)?)
     }
+}
+
+/// Registers `metric` with `registry` and hands it back.
+fn registered<M: Collector + Clone + 'static>(registry: &Registry, metric: M) -> anyhow::Result<M> {
+    registry.register(Box::new(metric.clone()))?;
+    Ok(metric)
 }
 
 /// Decrements the open long polls when the poll ends, however it ends.
@@ -253,7 +325,7 @@ fn method_label(method: &Method) -> &'static str {
 
 /// `GET /metrics`: the Prometheus text format.
 pub async fn scrape(metrics: web::Data<Metrics>) -> HttpResponse {
-    metrics.refresh().await;
+    metrics.refresh_process_counts().await;
     match metrics.render() {
         Ok(text) => HttpResponse::Ok()
             .content_type(TextEncoder::new().format_type())

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_web::middleware::{Condition, from_fn};
-use actix_web::{HttpServer, web};
+use actix_web::{App, HttpServer, web};
 use anyhow::Context;
 use countersign_infra::auth::AuthService;
 use countersign_infra::clock::SystemClock;
@@ -299,6 +299,26 @@ pub fn run(state: Served, listener: TcpListener) -> anyhow::Result<actix_web::de
     .keep_alive(KEEP_ALIVE)
     .listen(listener)?
     .shutdown_timeout(shutdown_timeout)
+    .run();
+    Ok(server)
+}
+
+/// Serves `GET /metrics`, and nothing else, on a listener of its own that the
+/// public port's clients do not reach. It ignores signals: the caller stops it
+/// once the public server has drained, so that the drain can be watched.
+pub fn run_metrics(
+    metrics: web::Data<Metrics>,
+    listener: TcpListener,
+) -> anyhow::Result<actix_web::dev::Server> {
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(metrics.clone())
+            .configure(crate::app::metrics_routes)
+    })
+    .workers(1)
+    .disable_signals()
+    .client_request_timeout(CLIENT_REQUEST_TIMEOUT)
+    .listen(listener)?
     .run();
     Ok(server)
 }

@@ -1,6 +1,7 @@
 //! Background work that runs in every replica at once, safely: the sweeper
-//! (expiry, retention), the e-mail outbox, the signing of history checkpoints
-//! and the auditors' daily checkpoint mail.
+//! (expiry, retention), the e-mail outbox, the signing of history checkpoints,
+//! the auditors' daily checkpoint mail, and the counts over every tenant that
+//! `/metrics` reports (each replica computes its own, the same values).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,6 +11,8 @@ use countersign_infra::Store;
 use countersign_infra::mail::Mailer;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+
+use crate::metrics::Metrics;
 
 /// How often the sweeper runs.
 const SWEEP_EVERY: Duration = Duration::from_secs(30);
@@ -39,10 +42,21 @@ impl Workers {
     }
 }
 
-/// Starts every background loop on the current runtime.
-pub fn spawn(store: Arc<Store>, mailer: Arc<Mailer>) -> Workers {
+/// Starts every background loop on the current runtime; the metrics' counts
+/// are computed every `metrics_every`.
+pub fn spawn(
+    store: Arc<Store>,
+    mailer: Arc<Mailer>,
+    metrics: Arc<Metrics>,
+    metrics_every: Duration,
+) -> Workers {
     let (stop, stopped) = watch::channel(false);
     let tasks = vec![
+        tokio::spawn(compute_metrics_until(
+            metrics,
+            metrics_every,
+            stopped.clone(),
+        )),
         tokio::spawn(deliver_mail_until(
             mailer,
             DELIVER_MAIL_EVERY,
@@ -61,6 +75,13 @@ pub fn spawn(store: Arc<Store>, mailer: Arc<Mailer>) -> Workers {
 fn in_own_phase(every: Duration) -> tokio::time::Interval {
     let phase = every.mul_f64(rand::random::<f64>());
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + phase, every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick
+}
+
+/// Ticks at once, then `every`.
+fn at_once_then(every: Duration) -> tokio::time::Interval {
+    let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tick
 }
@@ -128,8 +149,7 @@ pub async fn deliver_mail(mailer: Arc<Mailer>, every: Duration) {
 }
 
 async fn deliver_mail_until(mailer: Arc<Mailer>, every: Duration, mut stop: watch::Receiver<bool>) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut tick = at_once_then(every);
     while next_round(&mut tick, &mut stop).await {
         match mailer.deliver_due(chrono::Utc::now()).await {
             Ok(report) if report.sent + report.failed + report.retried > 0 => {
@@ -142,6 +162,26 @@ async fn deliver_mail_until(mailer: Arc<Mailer>, every: Duration, mut stop: watc
             }
             Ok(_) => {}
             Err(err) => tracing::warn!(error = %err, "mail outbox failed; retrying"),
+        }
+    }
+}
+
+/// Computes the counts over every tenant that `/metrics` reports, at once and
+/// then every `every`, so that a scrape never queries the database.
+pub async fn compute_metrics(metrics: Arc<Metrics>, every: Duration) {
+    let (_never, stop) = watch::channel(false);
+    compute_metrics_until(metrics, every, stop).await;
+}
+
+async fn compute_metrics_until(
+    metrics: Arc<Metrics>,
+    every: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut tick = at_once_then(every);
+    while next_round(&mut tick, &mut stop).await {
+        if !metrics.compute_table_counts().await {
+            tracing::debug!("metrics: counts not computed; the last ones stay");
         }
     }
 }

@@ -78,6 +78,8 @@ impl Server {
         let base = format!("http://127.0.0.1:{port}");
         command
             .env("COUNTERSIGN_LISTEN", format!("127.0.0.1:{port}"))
+            // Not the default 127.0.0.1:9090: several servers may run at once.
+            .env("COUNTERSIGN_METRICS_LISTEN", "127.0.0.1:0")
             .env("COUNTERSIGN_MAIL_DIR", mail)
             .stderr(Stdio::inherit())
             .kill_on_drop(true);

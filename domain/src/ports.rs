@@ -827,12 +827,10 @@ pub trait AgentWork: Send + Sync {
 
 // ---- operations ------------------------------------------------------------
 
-/// What `/metrics` reports beyond the HTTP traffic, read at scrape time.
+/// What `/metrics` reports of this process, read at scrape time without a
+/// database query.
 #[derive(Debug, Clone, Default)]
-pub struct OperationalCounts {
-    /// Aggregate counts from the database, the same in every replica; `None`
-    /// when the database did not answer.
-    pub tables: Option<TableCounts>,
+pub struct ProcessCounts {
     /// This process's failed mail send attempts since it started.
     pub mail_send_failures: u64,
     /// This process's database pool.
@@ -841,6 +839,8 @@ pub struct OperationalCounts {
     pub redis_up: Option<bool>,
 }
 
+/// Aggregate counts over every tenant, from the database: the same in every
+/// replica, and computed by a background worker, never at scrape time.
 #[derive(Debug, Clone, Default)]
 pub struct TableCounts {
     /// Event-log requests per status (`pending_approval`, `approved`, …).
@@ -863,5 +863,9 @@ pub struct PoolUsage {
 
 #[async_trait]
 pub trait Operations: Send + Sync {
-    async fn operational_counts(&self) -> OperationalCounts;
+    /// The counts over every tenant; `None` when the database did not answer
+    /// in time.
+    async fn table_counts(&self) -> Option<TableCounts>;
+    /// This process's figures; cheap enough for every scrape.
+    async fn process_counts(&self) -> ProcessCounts;
 }

@@ -1,4 +1,5 @@
-//! The figures behind `/metrics`: aggregate counts from the database, the
+//! The figures behind `/metrics`: aggregate counts from the database (for
+//! the worker that computes them at an interval), and at scrape time the
 //! pool's usage, whether Redis answers, and the outbox worker's failures.
 
 use std::sync::Arc;
@@ -6,7 +7,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use countersign_domain::Result;
-use countersign_domain::ports::{OperationalCounts, Operations, PoolUsage, TableCounts};
+use countersign_domain::ports::{Operations, PoolUsage, ProcessCounts, TableCounts};
 use sea_orm::{
     ColumnTrait, DatabaseBackend, DatabaseConnection, EntityTrait, PaginatorTrait, QueryFilter,
     QuerySelect,
@@ -17,7 +18,7 @@ use crate::entities::{event_log_requests, mail_outbox, readout_jobs};
 
 /// How long a scrape waits for Redis before counting it as down.
 const REDIS_PATIENCE: Duration = Duration::from_secs(1);
-/// How long a scrape waits for the counts; Prometheus gives up after 10 s.
+/// How long the counts may take before the database counts as down.
 const DATABASE_PATIENCE: Duration = Duration::from_secs(5);
 
 pub struct OperationsProbe {
@@ -147,8 +148,8 @@ impl OperationsProbe {
 
 #[async_trait::async_trait]
 impl Operations for OperationsProbe {
-    async fn operational_counts(&self) -> OperationalCounts {
-        let tables = match tokio::time::timeout(DATABASE_PATIENCE, self.tables()).await {
+    async fn table_counts(&self) -> Option<TableCounts> {
+        match tokio::time::timeout(DATABASE_PATIENCE, self.tables()).await {
             Ok(Ok(tables)) => Some(tables),
             Ok(Err(err)) => {
                 tracing::warn!(error = %err, "metrics: the database counts failed");
@@ -158,9 +159,11 @@ impl Operations for OperationsProbe {
                 tracing::warn!("metrics: the database counts took too long");
                 None
             }
-        };
-        OperationalCounts {
-            tables,
+        }
+    }
+
+    async fn process_counts(&self) -> ProcessCounts {
+        ProcessCounts {
             mail_send_failures: self.mail_send_failures.load(Ordering::Relaxed),
             pool: self.pool(),
             redis_up: self.redis_up().await,

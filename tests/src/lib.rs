@@ -13,7 +13,8 @@ use std::net::TcpListener;
 use std::sync::Arc;
 
 use countersign_api::config::Config;
-use countersign_api::server;
+use countersign_api::metrics::Metrics;
+use countersign_api::server::{self, Served};
 use countersign_infra::mail::Mailer;
 use reqwest::{Method, StatusCode};
 use sea_orm::{ConnectionTrait, DatabaseConnection};
@@ -31,6 +32,8 @@ pub enum Backend {
 
 pub struct TestApp {
     pub base: String,
+    /// The metrics listener, `http://127.0.0.1:PORT`: only `GET /metrics`.
+    pub metrics_base: String,
     pub backend: Backend,
     pub db: DatabaseConnection,
     /// The server's own store, for what the API does not offer (storing events, retention).
@@ -38,7 +41,9 @@ pub struct TestApp {
     /// The server's configuration, for replicas.
     pub config: Config,
     client: reqwest::Client,
+    metrics: Arc<Metrics>,
     server: actix_web::dev::ServerHandle,
+    metrics_server: actix_web::dev::ServerHandle,
     _dir: Option<tempfile::TempDir>,
 }
 
@@ -173,6 +178,7 @@ impl TestApp {
         let dir = tempfile::tempdir().unwrap();
         let mut config = Config {
             listen: "127.0.0.1:0".into(),
+            metrics_listen: "127.0.0.1:0".into(),
             database_url: format!("sqlite://{}", dir.path().join("test.db").display()),
             operator_key: Some(OPERATOR_KEY.into()),
             jwt_secret: Some(JWT_SECRET.into()),
@@ -197,32 +203,22 @@ impl TestApp {
     }
 
     /// Stops the server at once, as if its process died: open connections are
-    /// dropped and the port is refused until [`TestApp::restart`].
+    /// dropped and the ports are refused until [`TestApp::restart`].
     pub async fn stop(&self) {
         self.server.stop(false).await;
+        self.metrics_server.stop(false).await;
     }
 
-    /// Stops the server and starts a new one on the same port, database, Redis
+    /// Stops the server and starts a new one on the same ports, database, Redis
     /// and keys, as a restarted API process would be.
     pub async fn restart(&mut self) {
         self.stop().await;
-        let addr = self.base.trim_start_matches("http://").to_owned();
-        let mut listener = None;
-        for _ in 0..100 {
-            match TcpListener::bind(&addr) {
-                Ok(bound) => {
-                    listener = Some(bound);
-                    break;
-                }
-                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
-            }
-        }
-        let listener = listener.unwrap_or_else(|| panic!("cannot bind {addr} again"));
+        let listener = bind_again(&self.base).await;
+        let metrics_listener = bind_again(&self.metrics_base).await;
         let wiring = server::wire(&self.config).await.unwrap();
         self.store = wiring.store.clone();
-        let running = server::run(wiring.state, listener).unwrap();
-        self.server = running.handle();
-        tokio::spawn(running);
+        self.metrics = wiring.state.metrics.clone().into_inner();
+        (self.server, self.metrics_server) = run(wiring.state, listener, metrics_listener);
     }
 
     /// A second API process on the same database, Redis and keys, as another
@@ -241,22 +237,39 @@ impl TestApp {
     ) -> (TestApp, Arc<Mailer>) {
         let wiring = server::wire(&config).await.unwrap();
         let store = wiring.store.clone();
+        let metrics = wiring.state.metrics.clone().into_inner();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
-        let running = server::run(wiring.state, listener).unwrap();
-        let server = running.handle();
-        tokio::spawn(running);
+        let metrics_listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let metrics_base = format!("http://{}", metrics_listener.local_addr().unwrap());
+        let (server, metrics_server) = run(wiring.state, listener, metrics_listener);
         let app = TestApp {
             base,
+            metrics_base,
             backend,
             db,
             store,
             config,
             client: client_at(random_loopback()),
+            metrics,
             server,
+            metrics_server,
             _dir: dir,
         };
         (app, wiring.mailer)
+    }
+
+    /// The server's metrics, e.g. for running their worker with
+    /// `countersign_api::workers::compute_metrics`.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
+    }
+
+    /// One round of the metrics worker: the counts over every tenant are
+    /// computed now (no worker runs in tests unless a test starts one);
+    /// `false` when the database did not answer.
+    pub async fn compute_metrics(&self) -> bool {
+        self.metrics.compute_table_counts().await
     }
 
     pub async fn call(
@@ -592,6 +605,34 @@ impl TestApp {
             desk: desk["id"].as_str().unwrap().to_owned(),
         }
     }
+}
+
+/// Starts the API and its metrics listener on bound listeners.
+fn run(
+    state: Served,
+    listener: TcpListener,
+    metrics_listener: TcpListener,
+) -> (actix_web::dev::ServerHandle, actix_web::dev::ServerHandle) {
+    let metrics = server::run_metrics(state.metrics.clone(), metrics_listener).unwrap();
+    let metrics_handle = metrics.handle();
+    tokio::spawn(metrics);
+    let running = server::run(state, listener).unwrap();
+    let handle = running.handle();
+    tokio::spawn(running);
+    (handle, metrics_handle)
+}
+
+/// Binds the address of `base` (`http://HOST:PORT`) again once a stopped
+/// server has let it go.
+async fn bind_again(base: &str) -> TcpListener {
+    let addr = base.trim_start_matches("http://");
+    for _ in 0..100 {
+        match TcpListener::bind(addr) {
+            Ok(bound) => return bound,
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
+        }
+    }
+    panic!("cannot bind {addr} again")
 }
 
 /// A loopback address no other test is likely to use: login throttling

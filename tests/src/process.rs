@@ -88,15 +88,21 @@ pub async fn server_command(dir: &Path, env: &[(&str, String)]) -> Command {
 pub struct ServerProcess {
     /// `http://127.0.0.1:PORT`.
     pub base: String,
+    /// The metrics listener, `http://127.0.0.1:PORT`, unless the environment
+    /// turned it off.
+    pub metrics_base: Option<String>,
     child: Child,
     output: Arc<Mutex<Vec<String>>>,
 }
 
 impl ServerProcess {
-    /// Starts the server on a free port of 127.0.0.1 and waits until it listens
-    /// (it says so in a log line with its `address`).
+    /// Starts the server on a free port of 127.0.0.1, and its metrics on
+    /// another unless `env` says otherwise, and waits until it listens (it
+    /// says so in a log line with its `address`, after the one with its
+    /// `metrics_address`).
     pub async fn start(dir: &Path, env: &[(&str, String)]) -> ServerProcess {
         let mut env = env.to_vec();
+        env.insert(0, ("COUNTERSIGN_METRICS_LISTEN", "127.0.0.1:0".to_owned()));
         env.push(("COUNTERSIGN_LISTEN", "127.0.0.1:0".to_owned()));
         let mut child = server_command(dir, &env)
             .await
@@ -123,8 +129,13 @@ impl ServerProcess {
                     output.lock().unwrap().join("\n")
                 )
             });
+        let metrics_base = output.lock().unwrap().iter().find_map(|line| {
+            let event = serde_json::from_str::<serde_json::Value>(line).ok()?;
+            Some(format!("http://{}", event["metrics_address"].as_str()?))
+        });
         ServerProcess {
             base: format!("http://{address}"),
+            metrics_base,
             child,
             output,
         }

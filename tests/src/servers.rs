@@ -279,6 +279,7 @@ impl TestApp {
         let urls = migrated_database_on(admin_url).await;
         let mut config = Config {
             listen: "127.0.0.1:0".into(),
+            metrics_listen: "127.0.0.1:0".into(),
             database_url: urls.api,
             worker_database_url: Some(urls.worker),
             redis_url: Some(redis_url.to_owned()),

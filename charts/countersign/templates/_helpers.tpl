@@ -81,6 +81,9 @@ key: {{ .key }}
 {{- if $missing }}
 {{- fail (printf "\n\nCountersign needs these values (see the chart's README):\n  - %s\n" (join "\n  - " $missing)) }}
 {{- end }}
+{{- if eq (int .Values.metrics.port) (int .Values.containerPort) }}
+{{- fail (printf "metrics.port (%v) must differ from containerPort: /metrics is never served on the public port" .Values.metrics.port) }}
+{{- end }}
 {{- if ne .Values.workers.mode "inline" }}
 {{- fail (printf "workers.mode=%q is not supported: the binary runs its workers inside the API pods only (`inline`); `separate` is reserved for a later release" .Values.workers.mode) }}
 {{- end }}

@@ -1,5 +1,6 @@
-//! Operations: `/metrics`, structured logs with request ids, CORS, security
-//! headers, the request timeout and a graceful stop on SIGTERM.
+//! Operations: `/metrics` on its own listener, structured logs with request
+//! ids, CORS, security headers, the request timeout and a graceful stop on
+//! SIGTERM.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -14,8 +15,28 @@ use uuid::Uuid;
 struct Scrape(Vec<(String, BTreeMap<String, String>, f64)>);
 
 impl Scrape {
+    /// A scrape of the app's metrics listener.
     async fn of(app: &TestApp) -> Scrape {
-        Self::at(&app.base).await
+        Self::at(&app.metrics_base).await
+    }
+
+    /// One round of the metrics worker, then a scrape.
+    async fn computed(app: &TestApp) -> Scrape {
+        assert!(app.compute_metrics().await, "the database answers");
+        Self::of(app).await
+    }
+
+    /// Scrapes `base` every 50 ms until `wanted` holds, for up to 5 s; the
+    /// first scrape that satisfies it.
+    async fn until(base: &str, wanted: impl Fn(&Scrape) -> bool) -> Option<Scrape> {
+        for _ in 0..100 {
+            let scrape = Self::at(base).await;
+            if wanted(&scrape) {
+                return Some(scrape);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        None
     }
 
     async fn at(base: &str) -> Scrape {
@@ -93,8 +114,12 @@ async fn metrics_follow_a_workflow(app: TestApp) {
         )
         .await;
 
-    let before = Scrape::of(&app).await;
+    let before = Scrape::computed(&app).await;
     assert_eq!(before.get("countersign_database_up", &[]), Some(1.0));
+    assert!(
+        before.value("countersign_table_counts_age_seconds", &[]) < 5.0,
+        "just computed"
+    );
     assert_eq!(
         before.get(
             "countersign_event_log_requests",
@@ -121,10 +146,26 @@ async fn metrics_follow_a_workflow(app: TestApp) {
 
     let created = app.request_key_readout(&tenant.admin, &key).await;
     let request_id = created["id"].as_str().unwrap();
-    let pending = Scrape::of(&app).await;
     let status =
         |s: &Scrape, status: &str| s.value("countersign_event_log_requests", &[("status", status)]);
-    assert_eq!(status(&pending, "pending_approval"), 1.0);
+    let scraped = Scrape::of(&app).await;
+    assert_eq!(
+        status(&scraped, "pending_approval"),
+        0.0,
+        "a scrape reads no database: the count is the worker's last"
+    );
+    assert_eq!(
+        scraped.requests("POST", "/v1/event-log-requests", "201")
+            - before.requests("POST", "/v1/event-log-requests", "201"),
+        1.0,
+        "while the traffic counters are live"
+    );
+    let pending = Scrape::computed(&app).await;
+    assert_eq!(
+        status(&pending, "pending_approval"),
+        1.0,
+        "the worker's next round counts the request"
+    );
     assert!(
         pending.value("countersign_mail_outbox", &[("status", "pending")]) >= 1.0,
         "the approver's notice waits in the outbox (no worker runs here)"
@@ -146,7 +187,7 @@ async fn metrics_follow_a_workflow(app: TestApp) {
     app.get("/v1/no-such-thing", &tenant.admin)
         .await
         .assert(404);
-    let after = Scrape::of(&app).await;
+    let after = Scrape::computed(&app).await;
 
     assert_eq!(status(&after, "pending_approval"), 0.0);
     assert_eq!(status(&after, "approved"), 1.0);
@@ -211,15 +252,8 @@ async fn long_polls_are_counted_and_outlive_the_request_timeout(app: TestApp) {
             .status()
     });
     let open = |s: &Scrape| s.value("countersign_agent_long_polls_open", &[]);
-    let mut seen = false;
-    for _ in 0..40 {
-        if open(&Scrape::of(&app).await) == 1.0 {
-            seen = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert!(seen, "the open long poll shows in /metrics");
+    let seen = Scrape::until(&app.metrics_base, |s| open(s) == 1.0).await;
+    assert!(seen.is_some(), "the open long poll shows in /metrics");
     assert_eq!(
         poll.await.unwrap(),
         200,
@@ -241,6 +275,105 @@ mod long_polls_are_counted_and_outlive_the_request_timeout {
 }
 
 on_both_databases!(metrics_follow_a_workflow);
+
+/// The public port has no `/metrics` (the Ingress routes every path there);
+/// the metrics listener serves it and nothing else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_served_on_their_own_listener_only() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let client = reqwest::Client::new();
+    for method in [reqwest::Method::GET, reqwest::Method::HEAD] {
+        let public = client
+            .request(method.clone(), format!("{}/metrics", app.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(public.status(), 404, "{method} /metrics on the public port");
+        let body = public.text().await.unwrap();
+        assert!(!body.contains("countersign_"), "{body}");
+    }
+    let scrape = Scrape::of(&app).await;
+    assert!(
+        scrape
+            .get(
+                "countersign_http_requests_total",
+                &[("method", "GET"), ("route", "unmatched"), ("status", "404")]
+            )
+            .is_some(),
+        "the public port counted its 404"
+    );
+    for path in [
+        "/healthz",
+        "/readyz",
+        "/openapi.json",
+        "/v1/me",
+        "/docs/",
+        "/metrics/x",
+    ] {
+        let private = client
+            .get(format!("{}{path}", app.metrics_base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(private.status(), 404, "{path} on the metrics listener");
+    }
+    let posted = client
+        .post(format!("{}/metrics", app.metrics_base))
+        .send()
+        .await
+        .unwrap();
+    assert!(posted.status().is_client_error(), "{}", posted.status());
+}
+
+/// The counts age until the worker computes them, and the worker's loop
+/// brings in what changed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_metrics_worker_computes_the_counts_and_their_age_shows() {
+    let app = TestApp::spawn(Backend::Sqlite).await;
+    let tenant = app.tenant("age", true).await;
+    app.person(
+        &tenant,
+        "APP-AGE",
+        &["approver"],
+        Some("approver@age.example"),
+    )
+    .await;
+    let key = app.issued_key(&tenant, "K-AGE", "e3").await;
+    app.request_key_readout(&tenant.admin, &key).await;
+    let pending = |s: &Scrape| {
+        s.value(
+            "countersign_event_log_requests",
+            &[("status", "pending_approval")],
+        )
+    };
+    let age = |s: &Scrape| s.value("countersign_table_counts_age_seconds", &[]);
+    let never = Scrape::of(&app).await;
+    assert_eq!(never.get("countersign_database_up", &[]), Some(0.0));
+    assert_eq!(pending(&never), 0.0, "not computed yet");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert!(
+        age(&Scrape::of(&app).await) >= 1.0,
+        "the age grows from the start"
+    );
+
+    tokio::spawn(countersign_api::workers::compute_metrics(
+        app.metrics(),
+        Duration::from_millis(100),
+    ));
+    let computed = Scrape::until(&app.metrics_base, |s| pending(s) == 1.0)
+        .await
+        .expect("the worker counts the request");
+    assert_eq!(computed.get("countersign_database_up", &[]), Some(1.0));
+    assert!(age(&computed) < 1.0, "fresh: {}", age(&computed));
+
+    app.request_key_readout(
+        &tenant.admin,
+        &app.issued_key(&tenant, "K-AGE-2", "e3").await,
+    )
+    .await;
+    let counted = Scrape::until(&app.metrics_base, |s| pending(s) == 2.0).await;
+    assert!(counted.is_some(), "a later round counts the second request");
+}
 
 /// A request that waits longer than the request timeout is answered 503 with a
 /// problem; here a write waits for the SQLite lock another connection holds.
@@ -384,7 +517,7 @@ async fn every_answer_has_security_headers_and_a_request_id() {
         ("/healthz", 200),
         ("/v1/me", 401),
         ("/no/such/route", 404),
-        ("/metrics", 200),
+        ("/metrics", 404),
     ] {
         let response = client
             .get(format!("{}{path}", app.base))
@@ -555,6 +688,27 @@ async fn the_server_process_logs_json_lines_without_secrets() {
     assert_eq!(me.status(), 200);
     assert_eq!(me.headers()["x-request-id"], request_id.as_str());
 
+    // `/metrics` is on the binary's own metrics listener, and its worker
+    // computes the counts at start.
+    let public_metrics = call(reqwest::Method::GET, "/metrics", None, None)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        public_metrics.status(),
+        404,
+        "no /metrics on the public port"
+    );
+    let metrics_base = server
+        .metrics_base
+        .clone()
+        .expect("the metrics listener is logged with its metrics_address");
+    let computed = Scrape::until(&metrics_base, |s| {
+        s.get("countersign_database_up", &[]) == Some(1.0)
+    })
+    .await;
+    assert!(computed.is_some(), "the metrics worker ran at start");
+
     // A long poll in flight when SIGTERM arrives is answered, not cut off.
     let (status, agent) = json_of(
         call(
@@ -699,7 +853,7 @@ async fn a_redis_outage_shows_in_metrics_but_not_in_readiness() {
         config.redis_url = Some(redis);
     })
     .await;
-    let scrape = Scrape::of(&app).await;
+    let scrape = Scrape::computed(&app).await;
     assert_eq!(scrape.get("countersign_redis_up", &[]), Some(0.0));
     assert_eq!(scrape.get("countersign_database_up", &[]), Some(1.0));
     let ready = reqwest::get(format!("{}/readyz", app.base)).await.unwrap();
@@ -734,7 +888,7 @@ async fn failed_mail_sends_are_counted() {
     )
     .await
     .assert(201);
-    let before = Scrape::of(&app).await;
+    let before = Scrape::computed(&app).await;
     let pending = before.value("countersign_mail_outbox", &[("status", "pending")]);
     assert!(pending >= 1.0, "a notice waits in the outbox");
     assert_eq!(
@@ -744,7 +898,7 @@ async fn failed_mail_sends_are_counted() {
 
     let report = mailer.deliver_due(chrono::Utc::now()).await.unwrap();
     assert!(report.retried >= 1, "{report:?}");
-    let after = Scrape::of(&app).await;
+    let after = Scrape::computed(&app).await;
     assert_eq!(
         after.value("countersign_mail_send_failures_total", &[]),
         report.retried as f64 + report.failed as f64
