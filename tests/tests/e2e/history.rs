@@ -186,9 +186,10 @@ async fn actions_appear_in_order_with_their_actor(app: TestApp) {
     }
     let everything = actions(&all);
     assert_eq!(
-        &everything[..5],
+        &everything[..6],
         [
             "tenant.provisioned",
+            "employee.created",
             "programming_key.created",
             "auth.login",
             "programming_key.pin_set",
@@ -201,8 +202,8 @@ async fn actions_appear_in_order_with_their_actor(app: TestApp) {
         json!({"type": "tenant", "id": tenant.id})
     );
     // The first login used the one-time PIN; the holder then set their own.
-    assert_eq!(all[2]["details"]["pin_change_required"], true);
-    assert_eq!(all[3]["details"]["by_holder"], true);
+    assert_eq!(all[3]["details"]["pin_change_required"], true);
+    assert_eq!(all[4]["details"]["by_holder"], true);
     let tail: Vec<&str> = everything
         .iter()
         .copied()
@@ -480,7 +481,7 @@ async fn heads_are_signed_once_and_only_the_configured_key_counts(app: TestApp) 
         Value::Null,
         "no entry is in doubt"
     );
-    assert_eq!(verified["problems"][0]["checkpoint_seq"], 5, "{verified}");
+    assert_eq!(verified["problems"][0]["checkpoint_seq"], 6, "{verified}");
     assert_eq!(verified["last_signed_seq"], Value::Null, "{verified}");
 }
 
