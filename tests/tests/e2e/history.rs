@@ -8,7 +8,7 @@ use countersign_infra::Store;
 use countersign_infra::clock::SystemClock;
 use countersign_infra::revocation::RevocationList;
 use countersign_infra::signing::HistorySigner;
-use countersign_tests::{Tenant, TestApp, on_both_databases};
+use countersign_tests::{Backend, Tenant, TestApp, on_both_databases};
 
 use crate::tamper::{as_database_owner, entry_rows, rewrite_from, update_entry};
 use reqwest::Method;
@@ -452,6 +452,56 @@ async fn the_database_refuses_changes_to_history(app: TestApp) {
     assert_eq!(verify(&app, &tenant).await["valid"], true);
 }
 
+/// A decision, once cast, stays as it was: the database refuses to change or
+/// remove it, also to its owner, also through an upsert or SQLite's replace.
+async fn the_database_refuses_changes_to_decisions(app: TestApp) {
+    let tenant = app.tenant("decided", true).await;
+    let (_, approver) = app
+        .person(&tenant, "APP-1", &["approver"], Some("app@decided.example"))
+        .await;
+    let key = app.issued_key(&tenant, "K-1", "e3").await;
+    let request = app.request_key_readout(&tenant.admin, &key).await;
+    let decided = app.approve(&request, &approver).await;
+    assert_eq!(decided["decisions"].as_array().map(Vec::len), Some(1));
+    let columns = "id, tenant_id, request_id, decision, comment, programming_key_id, employee_id, approver_name, decided_at";
+    let forged = columns.replace(" decision,", " 'rejected',");
+    let mut attempts = vec![
+        "UPDATE request_decisions SET decision = 'rejected'".to_owned(),
+        "UPDATE request_decisions SET comment = 'forged', approver_name = 'Someone else'"
+            .to_owned(),
+        "DELETE FROM request_decisions".to_owned(),
+        format!(
+            "INSERT INTO request_decisions ({columns}) SELECT {forged} FROM request_decisions WHERE true \
+             ON CONFLICT (id) DO UPDATE SET decision = EXCLUDED.decision"
+        ),
+    ];
+    if app.backend == Backend::Sqlite {
+        attempts.extend([
+            format!("INSERT OR REPLACE INTO request_decisions ({columns}) SELECT {forged} FROM request_decisions"),
+            format!("REPLACE INTO request_decisions ({columns}) SELECT {forged} FROM request_decisions"),
+            "UPDATE OR REPLACE request_decisions SET decision = 'rejected'".to_owned(),
+        ]);
+    }
+    for sql in &attempts {
+        let result = app.db.execute_unprepared(sql).await;
+        let error = result.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            ["append-only", "row_exists"]
+                .iter()
+                .any(|why| error.contains(why)),
+            "{sql} must be refused on {:?}: {error}",
+            app.backend
+        );
+    }
+    let id = request["id"].as_str().unwrap();
+    let still = app
+        .get(&format!("/v1/event-log-requests/{id}"), &tenant.admin)
+        .await
+        .assert(200);
+    assert_eq!(still["decisions"], decided["decisions"]);
+    assert_eq!(still["status"], "approved");
+}
+
 async fn heads_are_signed_once_and_only_the_configured_key_counts(app: TestApp) {
     let first = app.tenant("sign-a", false).await;
     app.tenant("sign-b", false).await;
@@ -626,6 +676,7 @@ on_both_databases!(
     actions_appear_in_order_with_their_actor,
     tampering_is_detected,
     the_database_refuses_changes_to_history,
+    the_database_refuses_changes_to_decisions,
     heads_are_signed_once_and_only_the_configured_key_counts,
 );
 
