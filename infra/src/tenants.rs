@@ -120,6 +120,7 @@ impl Tenants for Store {
         .await
         .db()?;
         let employee_id = Uuid::now_v7();
+        let employee_details = json!({"name": new.admin_name, "email": new.admin_email});
         employees::ActiveModel {
             id: Set(employee_id),
             tenant_id: Set(id.0),
@@ -160,6 +161,12 @@ impl Tenants for Store {
             names::TENANT,
             id.0,
             json!({"slug": tenant.slug, "settings": settings_of(&tenant)}),
+        ));
+        change.record(NewEntry::new(
+            Action::EmployeeCreated,
+            names::EMPLOYEE,
+            employee_id,
+            employee_details,
         ));
         change.record(NewEntry::new(
             Action::ProgrammingKeyCreated,

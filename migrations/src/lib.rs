@@ -12,6 +12,7 @@ mod m0006_sweep_indexes;
 mod m0007_approver_hold;
 mod m0008_replace_guards;
 mod m0009_checkpoint_mails;
+mod m0010_append_only_decisions;
 
 pub struct Migrator;
 
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0007_approver_hold::Migration),
             Box::new(m0008_replace_guards::Migration),
             Box::new(m0009_checkpoint_mails::Migration),
+            Box::new(m0010_append_only_decisions::Migration),
         ]
     }
 }

@@ -43,7 +43,7 @@ const TENANT_ID_FIXED: &str = "CREATE TRIGGER tenants_fixed_id BEFORE UPDATE OF 
      BEGIN SELECT RAISE(ABORT, 'tenant_setting_immutable'); END";
 
 /// The trigger that refuses an insert into `table` colliding on any of `keys`.
-fn no_replace(trigger: &str, table: &str, keys: &[&str]) -> String {
+pub(crate) fn no_replace(trigger: &str, table: &str, keys: &[&str]) -> String {
     let collides: Vec<String> = keys
         .iter()
         .map(|key| {

@@ -433,8 +433,20 @@ impl TestApp {
             body.extend(settings.clone());
         }
         let created = self.post("/v1/tenants", &operator, body).await.assert(201);
-        let one_time = created["initial_pin"].as_str().unwrap().to_owned();
-        let first = self.login(slug, "ADMIN-1", &one_time).await.assert(200);
+        Tenant {
+            id: created["tenant"]["id"].as_str().unwrap().parse().unwrap(),
+            slug: slug.to_owned(),
+            admin: self.first_admin(&created).await,
+        }
+    }
+
+    /// The initial super administrator `ADMIN-1` of a tenant just provisioned
+    /// (`created` is the answer of `POST /v1/tenants`) logs in with the
+    /// one-time PIN, sets their own and logs in again; returns that token.
+    pub async fn first_admin(&self, created: &Value) -> String {
+        let slug = created["tenant"]["slug"].as_str().unwrap();
+        let one_time = created["initial_pin"].as_str().unwrap();
+        let first = self.login(slug, "ADMIN-1", one_time).await.assert(200);
         assert_eq!(first["pin_change_required"], true);
         let first = first["access_token"].as_str().unwrap();
         self.post(
@@ -445,11 +457,7 @@ impl TestApp {
         .await
         .assert(204);
         let admin = self.login(slug, "ADMIN-1", "246810").await.assert(200);
-        Tenant {
-            id: created["tenant"]["id"].as_str().unwrap().parse().unwrap(),
-            slug: slug.to_owned(),
-            admin: admin["access_token"].as_str().unwrap().to_owned(),
-        }
+        admin["access_token"].as_str().unwrap().to_owned()
     }
 
     /// A user key of `model` issued to a new employee; returns its id.

@@ -8,7 +8,7 @@ use countersign_infra::Store;
 use countersign_infra::clock::SystemClock;
 use countersign_infra::revocation::RevocationList;
 use countersign_infra::signing::HistorySigner;
-use countersign_tests::{Tenant, TestApp, on_both_databases};
+use countersign_tests::{Backend, Tenant, TestApp, on_both_databases};
 
 use crate::tamper::{as_database_owner, entry_rows, rewrite_from, update_entry};
 use reqwest::Method;
@@ -186,9 +186,10 @@ async fn actions_appear_in_order_with_their_actor(app: TestApp) {
     }
     let everything = actions(&all);
     assert_eq!(
-        &everything[..5],
+        &everything[..6],
         [
             "tenant.provisioned",
+            "employee.created",
             "programming_key.created",
             "auth.login",
             "programming_key.pin_set",
@@ -201,8 +202,8 @@ async fn actions_appear_in_order_with_their_actor(app: TestApp) {
         json!({"type": "tenant", "id": tenant.id})
     );
     // The first login used the one-time PIN; the holder then set their own.
-    assert_eq!(all[2]["details"]["pin_change_required"], true);
-    assert_eq!(all[3]["details"]["by_holder"], true);
+    assert_eq!(all[3]["details"]["pin_change_required"], true);
+    assert_eq!(all[4]["details"]["by_holder"], true);
     let tail: Vec<&str> = everything
         .iter()
         .copied()
@@ -451,6 +452,56 @@ async fn the_database_refuses_changes_to_history(app: TestApp) {
     assert_eq!(verify(&app, &tenant).await["valid"], true);
 }
 
+/// A decision, once cast, stays as it was: the database refuses to change or
+/// remove it, also to its owner, also through an upsert or SQLite's replace.
+async fn the_database_refuses_changes_to_decisions(app: TestApp) {
+    let tenant = app.tenant("decided", true).await;
+    let (_, approver) = app
+        .person(&tenant, "APP-1", &["approver"], Some("app@decided.example"))
+        .await;
+    let key = app.issued_key(&tenant, "K-1", "e3").await;
+    let request = app.request_key_readout(&tenant.admin, &key).await;
+    let decided = app.approve(&request, &approver).await;
+    assert_eq!(decided["decisions"].as_array().map(Vec::len), Some(1));
+    let columns = "id, tenant_id, request_id, decision, comment, programming_key_id, employee_id, approver_name, decided_at";
+    let forged = columns.replace(" decision,", " 'rejected',");
+    let mut attempts = vec![
+        "UPDATE request_decisions SET decision = 'rejected'".to_owned(),
+        "UPDATE request_decisions SET comment = 'forged', approver_name = 'Someone else'"
+            .to_owned(),
+        "DELETE FROM request_decisions".to_owned(),
+        format!(
+            "INSERT INTO request_decisions ({columns}) SELECT {forged} FROM request_decisions WHERE true \
+             ON CONFLICT (id) DO UPDATE SET decision = EXCLUDED.decision"
+        ),
+    ];
+    if app.backend == Backend::Sqlite {
+        attempts.extend([
+            format!("INSERT OR REPLACE INTO request_decisions ({columns}) SELECT {forged} FROM request_decisions"),
+            format!("REPLACE INTO request_decisions ({columns}) SELECT {forged} FROM request_decisions"),
+            "UPDATE OR REPLACE request_decisions SET decision = 'rejected'".to_owned(),
+        ]);
+    }
+    for sql in &attempts {
+        let result = app.db.execute_unprepared(sql).await;
+        let error = result.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(
+            ["append-only", "row_exists"]
+                .iter()
+                .any(|why| error.contains(why)),
+            "{sql} must be refused on {:?}: {error}",
+            app.backend
+        );
+    }
+    let id = request["id"].as_str().unwrap();
+    let still = app
+        .get(&format!("/v1/event-log-requests/{id}"), &tenant.admin)
+        .await
+        .assert(200);
+    assert_eq!(still["decisions"], decided["decisions"]);
+    assert_eq!(still["status"], "approved");
+}
+
 async fn heads_are_signed_once_and_only_the_configured_key_counts(app: TestApp) {
     let first = app.tenant("sign-a", false).await;
     app.tenant("sign-b", false).await;
@@ -480,7 +531,7 @@ async fn heads_are_signed_once_and_only_the_configured_key_counts(app: TestApp) 
         Value::Null,
         "no entry is in doubt"
     );
-    assert_eq!(verified["problems"][0]["checkpoint_seq"], 5, "{verified}");
+    assert_eq!(verified["problems"][0]["checkpoint_seq"], 6, "{verified}");
     assert_eq!(verified["last_signed_seq"], Value::Null, "{verified}");
 }
 
@@ -625,6 +676,7 @@ on_both_databases!(
     actions_appear_in_order_with_their_actor,
     tampering_is_detected,
     the_database_refuses_changes_to_history,
+    the_database_refuses_changes_to_decisions,
     heads_are_signed_once_and_only_the_configured_key_counts,
 );
 

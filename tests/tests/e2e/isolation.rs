@@ -100,22 +100,22 @@ fn kind_of(object: &str) -> &'static str {
 }
 
 /// A caller of one tenant.
-struct Principal {
+pub(crate) struct Principal {
     label: &'static str,
     kind: PrincipalKind,
     roles: RoleSet,
-    token: String,
+    pub(crate) token: String,
 }
 
 /// A tenant with one object of every kind (several where operations need their own).
 pub(crate) struct Inventory {
     pub(crate) tenant: Tenant,
-    objects: BTreeMap<&'static str, String>,
+    pub(crate) objects: BTreeMap<&'static str, String>,
     /// Lease tokens of claimed jobs, by job id.
-    leases: HashMap<String, Value>,
-    person: Principal,
-    agent: Principal,
-    webservice: Principal,
+    pub(crate) leases: HashMap<String, Value>,
+    pub(crate) person: Principal,
+    pub(crate) agent: Principal,
+    pub(crate) webservice: Principal,
 }
 
 impl Inventory {

@@ -13,6 +13,7 @@ mod event_data;
 mod event_guards;
 mod faults;
 mod history;
+mod history_sweep;
 mod isolation;
 mod mail;
 mod observability;

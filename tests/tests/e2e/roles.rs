@@ -191,6 +191,18 @@ impl Document {
         }
     }
 
+    /// The document `app` serves at `/openapi.json`.
+    pub(crate) async fn served_by(app: &TestApp) -> Document {
+        let reply = app.call(Method::GET, "/openapi.json", None, None).await;
+        Document {
+            root: reply.assert(200),
+        }
+    }
+
+    pub(crate) fn root(&self) -> &Value {
+        &self.root
+    }
+
     pub(crate) fn operations(&self) -> Vec<Operation> {
         let mut operations = Vec::new();
         for (template, item) in self.root["paths"].as_object().unwrap() {
