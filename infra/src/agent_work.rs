@@ -120,21 +120,21 @@ async fn claim_row(
     device: &remote_devices::Model,
     route: ClaimRoute,
 ) -> Result<jobs::Model> {
-    let kind = JobKind::parse(&job.kind).ok_or_else(|| unavailable("unknown job kind"))?;
+    let kind = job.kind;
     let target =
-        TargetType::parse(&job.target_type).ok_or_else(|| unavailable("unknown job target"))?;
+        job.target_type;
     let device_kind =
-        DeviceKind::parse(&device.kind).ok_or_else(|| unavailable("unknown device kind"))?;
+        device.kind;
     check_claim(kind, target, job.device_id, route, device.id, device_kind)?;
     let (now, device_id) = (change.now, device.id);
-    let from = JobStatus::parse(&job.status).ok_or_else(|| unavailable("unknown job status"))?;
+    let from = job.status;
     from.next(JobEvent::Claim, None)
         .map_err(|_| unavailable("the job is not waiting for an agent"))?;
     let (id, attempts) = (job.id, job.attempts + 1);
     let expires_at = now + chrono::Duration::seconds(LEASE_SECS);
     let mut active: jobs::ActiveModel = job.into();
-    active.status = Set(JobStatus::Running.as_str().to_owned());
-    active.resume_status = Set(Some(from.as_str().to_owned()));
+    active.status = Set(JobStatus::Running);
+    active.resume_status = Set(Some(from));
     active.lease_token = Set(Some(Uuid::new_v4()));
     active.lease_expires_at = Set(Some(expires_at));
     active.device_id = Set(Some(device_id));
@@ -201,7 +201,7 @@ async fn leased(
     {
         return Err(Error::not_found("readout job"));
     }
-    let valid = job.status == JobStatus::Running.as_str()
+    let valid = job.status == JobStatus::Running
         && job.lease_token == Some(token)
         && job.lease_expires_at.is_some_and(|until| until > now);
     if valid { Ok(job) } else { Err(lease_lost()) }
@@ -212,7 +212,7 @@ async fn leased(
 pub(crate) async fn release_expired_leases(change: &mut Change) -> Result<usize> {
     let expired = jobs::Entity::find()
         .filter(jobs::Column::TenantId.eq(change.tenant.0))
-        .filter(jobs::Column::Status.eq(JobStatus::Running.as_str()))
+        .filter(jobs::Column::Status.eq(JobStatus::Running))
         .filter(jobs::Column::LeaseExpiresAt.lte(change.now))
         .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
         .all(&**change)
@@ -243,7 +243,7 @@ pub(crate) async fn tenants_with_expired_leases(
         .select_only()
         .column(jobs::Column::TenantId)
         .distinct()
-        .filter(jobs::Column::Status.eq(JobStatus::Running.as_str()))
+        .filter(jobs::Column::Status.eq(JobStatus::Running))
         .filter(jobs::Column::LeaseExpiresAt.lte(now))
         .into_tuple()
         .all(conn)
@@ -281,14 +281,14 @@ impl Store {
         let devices = devices_of(db, t, agent).await?;
         let has_remote_unit = devices
             .iter()
-            .any(|d| d.kind == DeviceKind::RemoteUnit.as_str());
+            .any(|d| d.kind == DeviceKind::RemoteUnit);
         let device_ids: Vec<Uuid> = devices.iter().map(|d| d.id).collect();
         let open = jobs::Entity::find()
             .filter(jobs::Column::TenantId.eq(t.0))
             .filter(jobs::Column::Status.is_in([
-                JobStatus::Queued.as_str(),
-                JobStatus::Transferred.as_str(),
-                JobStatus::Loaded.as_str(),
+                JobStatus::Queued,
+                JobStatus::Transferred,
+                JobStatus::Loaded,
             ]))
             .order_by_asc(jobs::Column::Id)
             .all(db)
@@ -299,8 +299,8 @@ impl Store {
         let mut per_key: std::collections::BTreeMap<Uuid, (Vec<Uuid>, Vec<Uuid>)> =
             Default::default();
         for job in &open {
-            match (JobKind::parse(&job.kind), JobStatus::parse(&job.status)) {
-                (Some(JobKind::DeskReadout), _) => {
+            match (job.kind, job.status) {
+                (JobKind::DeskReadout, _) => {
                     if let Some(device) = job.device_id.filter(|d| device_ids.contains(d)) {
                         desk_readouts.push(DeskWork {
                             job_id: job.id,
@@ -309,13 +309,13 @@ impl Store {
                         });
                     }
                 }
-                (Some(reason), Some(JobStatus::Queued)) if has_remote_unit => {
+                (reason, JobStatus::Queued) if has_remote_unit => {
                     keys_to_read.push(KeyWork {
                         key_marking: job.target_marking.clone(),
                         reason,
                     });
                 }
-                (_, Some(status @ (JobStatus::Transferred | JobStatus::Loaded)))
+                (_, status @ (JobStatus::Transferred | JobStatus::Loaded))
                     if !devices.is_empty() =>
                 {
                     if let Some(key) = job.programming_key_id {
@@ -334,7 +334,7 @@ impl Store {
             let collecting = keys::Entity::find()
                 .filter(keys::Column::TenantId.eq(t.0))
                 .filter(keys::Column::AutoCollection.eq(true))
-                .filter(keys::Column::Status.eq(KeyStatus::Issued.as_str()))
+                .filter(keys::Column::Status.eq(KeyStatus::Issued))
                 .order_by_asc(keys::Column::Marking)
                 .all(db)
                 .await
@@ -451,7 +451,7 @@ async fn end_request(
     let t = change.tenant;
     let row =
         scoped::<requests::Entity>(&**change, t, request_id, true, "event-log request").await?;
-    if row.status != RequestStatus::Approved.as_str() {
+    if row.status != RequestStatus::Approved {
         return Ok(());
     }
     let status = ApprovedRequest.finish(succeeded);
@@ -529,7 +529,7 @@ impl AgentWork for Store {
     ) -> Result<Option<Claimed>> {
         let mut change = self.agent_change(t, agent).await?;
         let device = own_device(&*change, t, agent, device_id).await?;
-        if device.kind != DeviceKind::RemoteUnit.as_str() {
+        if device.kind != DeviceKind::RemoteUnit {
             return Ok(None);
         }
         release_expired_leases(&mut change).await?;
@@ -547,10 +547,10 @@ impl AgentWork for Store {
             &*change,
             t,
             sea_orm::Condition::all()
-                .add(jobs::Column::TargetType.eq(TargetType::Key.as_str()))
+                .add(jobs::Column::TargetType.eq(TargetType::Key))
                 .add(jobs::Column::TargetId.eq(key.id))
                 .add(jobs::Column::DeviceId.eq(device_id))
-                .add(jobs::Column::Status.eq(JobStatus::Running.as_str())),
+                .add(jobs::Column::Status.eq(JobStatus::Running)),
         )
         .await?;
         if let Some(job) = reading_here.into_iter().next() {
@@ -562,13 +562,13 @@ impl AgentWork for Store {
             &*change,
             t,
             sea_orm::Condition::all()
-                .add(jobs::Column::TargetType.eq(TargetType::Key.as_str()))
+                .add(jobs::Column::TargetType.eq(TargetType::Key))
                 .add(jobs::Column::TargetId.eq(key.id))
                 .add(jobs::Column::Kind.is_in([
-                    JobKind::RequestReadout.as_str(),
-                    JobKind::AutoCollection.as_str(),
+                    JobKind::RequestReadout,
+                    JobKind::AutoCollection,
                 ]))
-                .add(jobs::Column::Status.eq(JobStatus::Queued.as_str())),
+                .add(jobs::Column::Status.eq(JobStatus::Queued)),
         )
         .await?;
         let job = match queued.into_iter().next() {
@@ -577,7 +577,7 @@ impl AgentWork for Store {
                 let tenant = crate::tenants::row(&*change, t).await?;
                 let collecting = !tenant.approval_required
                     && key.auto_collection
-                    && key.status == KeyStatus::Issued.as_str();
+                    && key.status == KeyStatus::Issued;
                 if !collecting {
                     self.commit_if_recorded(change).await?;
                     return Ok(None);
@@ -629,7 +629,7 @@ impl AgentWork for Store {
                 .add(jobs::Column::ProgrammingKeyId.eq(key.id))
                 .add(
                     jobs::Column::Status
-                        .is_in([JobStatus::Transferred.as_str(), JobStatus::Loaded.as_str()]),
+                        .is_in([JobStatus::Transferred, JobStatus::Loaded]),
                 ),
         )
         .await?;
@@ -638,7 +638,7 @@ impl AgentWork for Store {
             collect: vec![],
         };
         for job in jobs {
-            let loading = job.status == JobStatus::Transferred.as_str();
+            let loading = job.status == JobStatus::Transferred;
             let route = ClaimRoute::ProgrammingKeyConnection;
             let job = claimed(&claim_row(&mut change, job, &device, route).await?)?;
             if loading {
@@ -740,8 +740,7 @@ impl AgentWork for Store {
         events: Vec<EventRecord>,
     ) -> Result<UploadReport> {
         let (mut change, job) = self.leased_change(t, agent, job_id, token).await?;
-        let source = TargetType::parse(&job.target_type)
-            .ok_or_else(|| Error::Internal(anyhow::anyhow!("job target unreadable")))?;
+        let source = job.target_type;
         let received = events.len() as u64;
         let stored =
             insert_events(&mut change, source, job.target_id, Some(job.id), events).await?;

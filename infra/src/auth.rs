@@ -14,7 +14,7 @@ use countersign_domain::history::{Action, NewEntry, names};
 use countersign_domain::permission::{Principal, PrincipalKind};
 use countersign_domain::ports::{Auth, Clock, Me};
 use countersign_domain::role::RoleSet;
-use countersign_domain::tenant::{Tenant, TenantId};
+use countersign_domain::tenant::{Tenant, TenantId, TenantStatus};
 use countersign_domain::{Error, ErrorCode, Result};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -182,7 +182,7 @@ impl AuthService {
         family: Option<Uuid>,
     ) -> Result<Option<Grantee>> {
         let key = key_to_domain(&row)?;
-        if tenant.status != "active" || key.login_refusal(self.clock.now()).is_some() {
+        if tenant.status != TenantStatus::Active || key.login_refusal(self.clock.now()).is_some() {
             return Ok(None);
         }
         Ok(Some(Grantee {
@@ -209,7 +209,7 @@ impl AuthService {
             .await
             .db()?;
         txn.commit().await.db()?;
-        let Some(row) = row.filter(|_| tenant.status == "active") else {
+        let Some(row) = row.filter(|_| tenant.status == TenantStatus::Active) else {
             return Ok(None);
         };
         Ok(Some(Grantee {
@@ -239,7 +239,7 @@ impl AuthService {
             .one(&self.db)
             .await
             .db()?;
-        let Some(tenant) = tenant.filter(|t| t.status == "active") else {
+        let Some(tenant) = tenant.filter(|t| t.status == TenantStatus::Active) else {
             return Ok(None);
         };
         Ok(Some(Grantee {

@@ -38,7 +38,7 @@ async fn approver_keys_of(
     let keys = programming_keys::Entity::find()
         .filter(programming_keys::Column::TenantId.eq(t.0))
         .filter(programming_keys::Column::EmployeeId.eq(employee))
-        .filter(programming_keys::Column::Status.eq(KeyStatus::Issued.as_str()))
+        .filter(programming_keys::Column::Status.eq(KeyStatus::Issued))
         .all(conn)
         .await
         .db()?;
@@ -62,7 +62,7 @@ pub(crate) async fn holders_of(
 ) -> Result<Vec<String>> {
     let issued = programming_keys::Entity::find()
         .filter(programming_keys::Column::TenantId.eq(t.0))
-        .filter(programming_keys::Column::Status.eq(KeyStatus::Issued.as_str()))
+        .filter(programming_keys::Column::Status.eq(KeyStatus::Issued))
         .all(conn)
         .await
         .db()?;

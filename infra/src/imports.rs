@@ -60,7 +60,7 @@ fn programming_key_row(
         tenant_id: Set(t.0),
         marking: Set(marking),
         name: Set(name),
-        status: Set(KeyStatus::InStock.as_str().to_owned()),
+        status: Set(KeyStatus::InStock),
         blocked: Set(false),
         valid_from: Set(None),
         valid_until: Set(None),

@@ -1,13 +1,13 @@
 //! Key groups, cylinders and remote devices.
 
 use chrono::{DateTime, Utc};
-use countersign_domain::directory::{Cylinder, DeviceKind, KeyGroup, RemoteDevice, check_marking};
+use countersign_domain::directory::{Cylinder, KeyGroup, RemoteDevice, check_marking};
 use countersign_domain::history::{Action, NewEntry, names};
 use countersign_domain::page::{Page, PageRequest};
 use countersign_domain::permission::Principal;
 use countersign_domain::ports::{CylinderChange, Inventory, NewCylinder, NewRemoteDevice};
 use countersign_domain::tenant::{TenantId, check_name};
-use countersign_domain::{Error, Result};
+use countersign_domain::Result;
 use sea_orm::{ActiveModelTrait, Set};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -46,16 +46,10 @@ fn cylinder_to_domain(m: cylinders::Model) -> Cylinder {
 }
 
 pub(crate) fn device_to_domain(m: remote_devices::Model) -> Result<RemoteDevice> {
-    let kind = DeviceKind::parse(&m.kind).ok_or_else(|| {
-        Error::Internal(anyhow::anyhow!(
-            "remote device {} has an invalid kind",
-            m.id
-        ))
-    })?;
     Ok(RemoteDevice {
         id: m.id,
         name: m.name,
-        kind,
+        kind: m.kind,
         serial: m.serial,
         agent_id: m.agent_id,
         created_at: m.created_at,
@@ -121,7 +115,7 @@ pub(crate) fn device_row(
         id: Set(Uuid::now_v7()),
         tenant_id: Set(t.0),
         name: Set(new.name),
-        kind: Set(new.kind.as_str().to_owned()),
+        kind: Set(new.kind),
         serial: Set(new.serial),
         agent_id: Set(None),
         created_at: Set(now),

@@ -21,19 +21,15 @@ use crate::entities::{keys, readout_jobs as jobs, remote_devices};
 use crate::keys::referenced;
 use crate::store::{Store, scoped};
 
-fn unreadable(what: &str) -> Error {
-    Error::Internal(anyhow::anyhow!("stored {what} is unreadable"))
-}
-
 pub(crate) fn job_view(j: &jobs::Model) -> Result<JobView> {
     Ok(JobView {
         id: j.id,
-        kind: JobKind::parse(&j.kind).ok_or_else(|| unreadable("job kind"))?,
+        kind: j.kind,
         request_id: j.request_id,
-        target_type: TargetType::parse(&j.target_type).ok_or_else(|| unreadable("target type"))?,
+        target_type: j.target_type,
         target_id: j.target_id,
         target_marking: j.target_marking.clone(),
-        status: JobStatus::parse(&j.status).ok_or_else(|| unreadable("job status"))?,
+        status: j.status,
         device_id: j.device_id,
         programming_key_id: j.programming_key_id,
         attempts: j.attempts,
@@ -96,12 +92,12 @@ pub(crate) async fn insert_job(change: &mut Change, new: NewJob<'_>) -> Result<j
     let row = jobs::ActiveModel {
         id: Set(Uuid::now_v7()),
         tenant_id: Set(change.tenant.0),
-        kind: Set(new.kind.as_str().to_owned()),
+        kind: Set(new.kind),
         request_id: Set(new.request_id),
-        target_type: Set(new.target_type.as_str().to_owned()),
+        target_type: Set(new.target_type),
         target_id: Set(new.target_id),
         target_marking: Set(new.target_marking.to_owned()),
-        status: Set(new.status.as_str().to_owned()),
+        status: Set(new.status),
         device_id: Set(new.device_id),
         programming_key_id: Set(None),
         attempts: Set(0),
@@ -139,12 +135,12 @@ pub(crate) async fn set_job_status(
     programming_key: Option<Option<Uuid>>,
     mut details: serde_json::Value,
 ) -> Result<jobs::Model> {
-    let from = JobStatus::parse(&job.status).ok_or_else(|| unreadable("job status"))?;
-    let resume = job.resume_status.as_deref().and_then(JobStatus::parse);
+    let from = job.status;
+    let resume = job.resume_status;
     let to = from.next(event, resume)?;
     let id = job.id;
     let mut active: jobs::ActiveModel = job.into();
-    active.status = Set(to.as_str().to_owned());
+    active.status = Set(to);
     active.updated_at = Set(change.now);
     if let Some(key) = programming_key {
         active.programming_key_id = Set(key);
@@ -239,7 +235,7 @@ impl Jobs for Store {
         }
         let device =
             referenced::<remote_devices::Entity>(&*change, t, device_id, "remote device").await?;
-        if DeviceKind::parse(&device.kind) != Some(DeviceKind::DeskUnit) {
+        if device.kind != DeviceKind::DeskUnit {
             return Err(Error::rule(
                 ErrorCode::ValidationFailed,
                 "a desk readout needs a desk_unit",
@@ -266,7 +262,7 @@ pub(crate) async fn on_programming_key_withdrawn(change: &mut Change, key_id: Uu
     let held = jobs::Entity::find()
         .filter(jobs::Column::TenantId.eq(change.tenant.0))
         .filter(jobs::Column::ProgrammingKeyId.eq(key_id))
-        .filter(jobs::Column::Status.eq(JobStatus::Transferred.as_str()))
+        .filter(jobs::Column::Status.eq(JobStatus::Transferred))
         .lock_exclusive()
         .all(&**change)
         .await

@@ -1,7 +1,7 @@
 //! User keys: creation, changes and the issue / return / stop-collection commands.
 
 use chrono::{DateTime, Utc};
-use countersign_domain::directory::{Employee, Key, KeyModel, KeyStatus, check_marking};
+use countersign_domain::directory::{Employee, Key, KeyStatus, check_marking};
 use countersign_domain::history::{Action, NewEntry, names};
 use countersign_domain::page::{Page, PageRequest};
 use countersign_domain::permission::Principal;
@@ -19,11 +19,9 @@ use crate::inventory::convert_page;
 use crate::store::{Store, page_of, scoped};
 
 pub(crate) fn key_to_domain(m: keys::Model) -> Result<Key> {
-    let corrupt =
-        |what: &str| Error::Internal(anyhow::anyhow!("key {} has an invalid {what}", m.id));
     Ok(Key {
-        model: KeyModel::parse(&m.model).ok_or_else(|| corrupt("model"))?,
-        status: KeyStatus::parse(&m.status).ok_or_else(|| corrupt("status"))?,
+        model: m.model,
+        status: m.status,
         id: m.id,
         marking: m.marking,
         name: m.name,
@@ -46,8 +44,8 @@ pub(crate) fn new_key_row(t: TenantId, new: NewKey, now: DateTime<Utc>) -> keys:
         tenant_id: Set(t.0),
         marking: Set(new.marking),
         name: Set(new.name),
-        model: Set(new.model.as_str().to_owned()),
-        status: Set(KeyStatus::InStock.as_str().to_owned()),
+        model: Set(new.model),
+        status: Set(KeyStatus::InStock),
         employee_id: Set(None),
         key_group_id: Set(new.key_group_id),
         auto_collection: Set(false),
@@ -199,7 +197,7 @@ impl Keys for Store {
                 json!({"old": row.auto_collection, "new": key.auto_collection});
         }
         let mut active: keys::ActiveModel = row.into();
-        active.status = Set(key.status.as_str().to_owned());
+        active.status = Set(key.status);
         active.employee_id = Set(key.employee_id);
         active.auto_collection = Set(key.auto_collection);
         active.updated_at = Set(change.now);

@@ -33,13 +33,7 @@ pub(crate) fn to_domain(m: &programming_keys::Model) -> Result<ProgrammingKey> {
         id: m.id,
         marking: m.marking.clone(),
         name: m.name.clone(),
-        status: KeyStatus::parse(&m.status).ok_or_else(|| {
-            Error::Internal(anyhow::anyhow!(
-                "programming key {} has status {}",
-                m.id,
-                m.status
-            ))
-        })?,
+        status: m.status,
         blocked: m.blocked,
         valid_from: m.valid_from,
         valid_until: m.valid_until,
@@ -82,7 +76,7 @@ fn apply(
     let generation = row.token_generation + i64::from(revoke);
     let mut active: programming_keys::ActiveModel = row.into();
     active.name = Set(key.name.clone());
-    active.status = Set(key.status.as_str().to_owned());
+    active.status = Set(key.status);
     active.blocked = Set(key.blocked);
     active.valid_from = Set(key.valid_from);
     active.valid_until = Set(key.valid_until);
@@ -143,7 +137,7 @@ impl ProgrammingKeys for Store {
             tenant_id: Set(t.0),
             marking: Set(new.marking),
             name: Set(new.name),
-            status: Set(KeyStatus::InStock.as_str().to_owned()),
+            status: Set(KeyStatus::InStock),
             blocked: Set(false),
             valid_from: Set(new.valid_from),
             valid_until: Set(new.valid_until),

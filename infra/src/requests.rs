@@ -37,10 +37,6 @@ use crate::programming_keys::to_domain as programming_key_to_domain;
 use crate::store::{Store, scoped};
 use crate::sweeper::expire_locked;
 
-fn parse<T>(value: Option<T>, what: &str) -> Result<T> {
-    value.ok_or_else(|| Error::Internal(anyhow::anyhow!("stored {what} is unreadable")))
-}
-
 /// The person behind a caller: the programming key and its holder, or for a
 /// webservice credential the programming key and employee that created it.
 pub(crate) async fn person_of(conn: &impl ConnectionTrait, p: &Principal) -> Result<Person> {
@@ -90,7 +86,7 @@ async fn approvers_able_to_act(
 ) -> Result<Vec<Approver>> {
     let keys = programming_keys::Entity::find()
         .filter(programming_keys::Column::TenantId.eq(t.0))
-        .filter(programming_keys::Column::Status.eq(KeyStatus::Issued.as_str()))
+        .filter(programming_keys::Column::Status.eq(KeyStatus::Issued))
         .filter(programming_keys::Column::Blocked.eq(false))
         .all(conn)
         .await
@@ -124,7 +120,7 @@ async fn approvers_able_to_act(
 pub(crate) fn summary_of(r: &requests::Model) -> Result<RequestSummary> {
     Ok(RequestSummary {
         id: r.id,
-        target_type: parse(TargetType::parse(&r.target_type), "target type")?,
+        target_type: r.target_type,
         target_marking: r.target_marking.clone(),
         target_name: r.target_name.clone(),
         requested_by: r.requested_by_name.clone(),
@@ -163,9 +159,9 @@ pub(crate) async fn set_request_status(
     status: RequestStatus,
     reason: Option<String>,
 ) -> Result<requests::Model> {
-    let (id, from, now) = (r.id, r.status.clone(), change.now);
+    let (id, from, now) = (r.id, r.status, change.now);
     let mut active: requests::ActiveModel = r.into();
-    active.status = Set(status.as_str().to_owned());
+    active.status = Set(status);
     active.updated_at = Set(now);
     if !status.is_open() {
         active.closed_at = Set(Some(now));
@@ -253,7 +249,7 @@ async fn decisions_of(
 
 fn decision_view(d: &decisions::Model) -> Result<DecisionView> {
     Ok(DecisionView {
-        verdict: parse(Verdict::parse(&d.decision), "decision")?,
+        verdict: d.decision,
         comment: d.comment.clone(),
         employee_id: d.employee_id,
         programming_key_id: d.programming_key_id,
@@ -274,12 +270,12 @@ fn request_view(
     Ok(RequestView {
         id: r.id,
         target: TargetRef {
-            target_type: parse(TargetType::parse(&r.target_type), "target type")?,
+            target_type: r.target_type,
             id: r.target_id,
             marking: r.target_marking.clone(),
             name: r.target_name.clone(),
         },
-        status: parse(RequestStatus::parse(&r.status), "request status")?,
+        status: r.status,
         comment: r.comment.clone(),
         requested_by: RequesterView {
             kind,
@@ -472,7 +468,7 @@ async fn approve_now(
     tenant: &tenants::Model,
     r: requests::Model,
 ) -> Result<requests::Model> {
-    let target_type = parse(TargetType::parse(&r.target_type), "target type")?;
+    let target_type = r.target_type;
     let row = approved_state(tenant, r, change.now)
         .update(&**change)
         .await
@@ -532,13 +528,13 @@ fn new_request_row(
     requests::ActiveModel {
         id: Set(Uuid::now_v7()),
         tenant_id: Set(change.tenant.0),
-        target_type: Set(target.target_type.as_str().to_owned()),
+        target_type: Set(target.target_type),
         target_id: Set(target.id),
         target_marking: Set(target.marking.clone()),
         target_name: Set(target.name.clone()),
-        status: Set(RequestStatus::PendingApproval.as_str().to_owned()),
+        status: Set(RequestStatus::PendingApproval),
         comment: Set(comment),
-        requested_by_kind: Set(by.kind.as_str().to_owned()),
+        requested_by_kind: Set(by.kind),
         requested_by_id: Set(by.id),
         requested_by_employee_id: Set(requester.employee_id),
         requested_by_programming_key_id: Set(requester.programming_key_id),
@@ -557,13 +553,13 @@ fn new_request_row(
 
 /// The locked request as the domain's state machine sees it.
 async fn restore(change: &Change, row: &requests::Model) -> Result<Request> {
-    let status = parse(RequestStatus::parse(&row.status), "request status")?;
+    let status = row.status;
     let cast = decisions_of(&**change, change.tenant, vec![row.id]).await?;
     let decisions = cast
         .iter()
         .map(|d| {
             Ok(CastDecision {
-                verdict: parse(Verdict::parse(&d.decision), "decision")?,
+                verdict: d.decision,
                 approver: Person::of_key(d.programming_key_id, Some(d.employee_id)),
             })
         })
@@ -590,7 +586,7 @@ async fn store_decision(
         id: Set(Uuid::now_v7()),
         tenant_id: Set(change.tenant.0),
         request_id: Set(row.id),
-        decision: Set(verdict.as_str().to_owned()),
+        decision: Set(verdict),
         comment: Set(comment.clone()),
         programming_key_id: Set(by.id),
         employee_id: Set(employee_id),
@@ -796,8 +792,8 @@ impl Requests for Store {
         let change = self.change(t, by).await?;
         let row = lock_request(&*change, t, id).await?;
         let (mut change, row) = self.refuse_if_expired(change, row).await?;
-        if row.status != RequestStatus::Approved.as_str()
-            || row.target_type != TargetType::Cylinder.as_str()
+        if row.status != RequestStatus::Approved
+            || row.target_type != TargetType::Cylinder
         {
             return Err(Error::rule(
                 ErrorCode::InvalidStateTransition,
@@ -858,7 +854,7 @@ pub(crate) async fn cancel_locked(
     let job = latest_jobs_of(&**change, change.tenant, vec![row.id])
         .await?
         .pop();
-    let job_status = job.as_ref().and_then(|j| JobStatus::parse(&j.status));
+    let job_status = job.as_ref().map(|j| j.status);
     let busy = job_status.is_some_and(JobStatus::is_busy);
     let status = restore(change, &row).await?.cancel(busy)?;
     if let Some(job) = job.filter(|_| job_status.is_some_and(|s| !s.is_terminal())) {
@@ -873,11 +869,11 @@ pub(crate) async fn cancel_locked(
 pub(crate) async fn on_key_returned(change: &mut Change, key_id: Uuid) -> Result<()> {
     let open = requests::Entity::find()
         .filter(requests::Column::TenantId.eq(change.tenant.0))
-        .filter(requests::Column::TargetType.eq(TargetType::Key.as_str()))
+        .filter(requests::Column::TargetType.eq(TargetType::Key))
         .filter(requests::Column::TargetId.eq(key_id))
         .filter(requests::Column::Status.is_in([
-            RequestStatus::PendingApproval.as_str(),
-            RequestStatus::Approved.as_str(),
+            RequestStatus::PendingApproval,
+            RequestStatus::Approved,
         ]))
         .lock_exclusive()
         .all(&**change)

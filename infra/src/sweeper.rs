@@ -31,8 +31,8 @@ impl Store {
         let txn = self.all_tenants.begin().await.db()?;
         let Some(row) = requests::Entity::find_by_id(id)
             .filter(requests::Column::Status.is_in([
-                RequestStatus::PendingApproval.as_str(),
-                RequestStatus::Approved.as_str(),
+                RequestStatus::PendingApproval,
+                RequestStatus::Approved,
             ]))
             .filter(requests::Column::ExpiresAt.lte(now))
             .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
@@ -54,9 +54,9 @@ impl Store {
 /// Expires a locked request that is due, and its job, and tells the
 /// requester; `false` while its readout is under way.
 pub(crate) async fn expire_locked(change: &mut Change, row: requests::Model) -> Result<bool> {
-    let status = RequestStatus::parse(&row.status).unwrap_or(RequestStatus::Expired);
+    let status = row.status;
     let job = latest_jobs(&**change, vec![row.id]).await?.pop();
-    let job_status = job.as_ref().and_then(|j| JobStatus::parse(&j.status));
+    let job_status = job.as_ref().map(|j| j.status);
     let pending = || PendingRequest {
         requester: crate::requests::requester_of(&row),
         approvals_required: row.approvals_required as u8,
@@ -90,8 +90,8 @@ impl Sweeper for Store {
             .select_only()
             .column(requests::Column::Id)
             .filter(requests::Column::Status.is_in([
-                RequestStatus::PendingApproval.as_str(),
-                RequestStatus::Approved.as_str(),
+                RequestStatus::PendingApproval,
+                RequestStatus::Approved,
             ]))
             .filter(requests::Column::ExpiresAt.lte(now))
             .order_by_asc(requests::Column::ExpiresAt)

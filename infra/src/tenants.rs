@@ -1,11 +1,12 @@
 //! Tenants: provisioning with the first super administrator, listing, changes.
 
+use countersign_domain::directory::KeyStatus;
 use countersign_domain::history::{Action, NewEntry, names};
 use countersign_domain::page::{Page, PageRequest};
 use countersign_domain::ports::{NewTenant, ProvisionedTenant, Tenants};
 use countersign_domain::role::{Role, RoleSet};
 use countersign_domain::tenant::{
-    FixedSettings, Locale, MutableSettings, Tenant, TenantChange, TenantId, TenantStatus,
+    FixedSettings, MutableSettings, Tenant, TenantChange, TenantId,
 };
 use countersign_domain::{Error, Result};
 use sea_orm::{
@@ -21,13 +22,6 @@ use crate::revocation::Revocation;
 use crate::secrets;
 use crate::store::Store;
 
-pub(crate) fn locale_str(locale: Locale) -> &'static str {
-    match locale {
-        Locale::De => "de",
-        Locale::En => "en",
-    }
-}
-
 pub(crate) fn to_domain(m: tenants::Model) -> Result<Tenant> {
     let corrupt =
         |what: &str| Error::Internal(anyhow::anyhow!("tenant {} has an invalid {what}", m.id));
@@ -40,19 +34,11 @@ pub(crate) fn to_domain(m: tenants::Model) -> Result<Tenant> {
     .map_err(|_| corrupt("fixed setting"))?;
     let settings = MutableSettings {
         name: m.name.clone(),
-        locale: if m.locale == "de" {
-            Locale::De
-        } else {
-            Locale::En
-        },
+        locale: m.locale,
         event_retention_days: m.event_retention_days as u32,
         request_ttl_hours: m.request_ttl_hours as u32,
         execution_ttl_hours: m.execution_ttl_hours as u32,
-        status: if m.status == "suspended" {
-            TenantStatus::Suspended
-        } else {
-            TenantStatus::Active
-        },
+        status: m.status,
     };
     Tenant::new(
         TenantId(m.id),
@@ -73,19 +59,12 @@ fn settings_of(tenant: &Tenant) -> serde_json::Value {
         "approval_required": tenant.fixed().approval_required(),
         "approvals_required": tenant.fixed().approvals_required(),
         "approver_hold_hours": tenant.fixed().approver_hold_hours(),
-        "locale": locale_str(s.locale),
+        "locale": s.locale,
         "event_retention_days": s.event_retention_days,
         "request_ttl_hours": s.request_ttl_hours,
         "execution_ttl_hours": s.execution_ttl_hours,
-        "status": status_str(s.status),
+        "status": s.status,
     })
-}
-
-fn status_str(status: TenantStatus) -> &'static str {
-    match status {
-        TenantStatus::Active => "active",
-        TenantStatus::Suspended => "suspended",
-    }
 }
 
 #[async_trait::async_trait]
@@ -104,14 +83,14 @@ impl Tenants for Store {
             slug: Set(tenant.slug.clone()),
             name: Set(s.name.clone()),
             base_timezone: Set(tenant.fixed().base_timezone().name().to_owned()),
-            locale: Set(locale_str(s.locale).to_owned()),
+            locale: Set(s.locale),
             approval_required: Set(tenant.fixed().approval_required()),
             approvals_required: Set(i16::from(tenant.fixed().approvals_required())),
             approver_hold_hours: Set(tenant.fixed().approver_hold_hours() as i16),
             event_retention_days: Set(s.event_retention_days as i32),
             request_ttl_hours: Set(s.request_ttl_hours as i32),
             execution_ttl_hours: Set(s.execution_ttl_hours as i32),
-            status: Set(status_str(s.status).to_owned()),
+            status: Set(s.status),
             token_generation: Set(0),
             created_at: Set(now),
             updated_at: Set(now),
@@ -140,7 +119,7 @@ impl Tenants for Store {
             tenant_id: Set(id.0),
             marking: Set(new.admin_marking),
             name: Set("Initial super administrator".to_owned()),
-            status: Set("issued".to_owned()),
+            status: Set(KeyStatus::Issued),
             blocked: Set(false),
             valid_from: Set(None),
             valid_until: Set(None),
@@ -233,11 +212,11 @@ impl Tenants for Store {
         let s = &tenant.settings;
         let mut active: tenants::ActiveModel = row.into();
         active.name = Set(s.name.clone());
-        active.locale = Set(locale_str(s.locale).to_owned());
+        active.locale = Set(s.locale);
         active.event_retention_days = Set(s.event_retention_days as i32);
         active.request_ttl_hours = Set(s.request_ttl_hours as i32);
         active.execution_ttl_hours = Set(s.execution_ttl_hours as i32);
-        active.status = Set(status_str(s.status).to_owned());
+        active.status = Set(s.status);
         active.updated_at = Set(now);
         if suspended {
             active.token_generation = Set(generation + 1);

@@ -1,3 +1,5 @@
+use countersign_domain::permission::PrincipalKind;
+use countersign_domain::workflow::{RequestStatus, TargetType};
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -6,13 +8,13 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: Uuid,
     pub tenant_id: Uuid,
-    pub target_type: String,
+    pub target_type: TargetType,
     pub target_id: Uuid,
     pub target_marking: String,
     pub target_name: String,
-    pub status: String,
+    pub status: RequestStatus,
     pub comment: Option<String>,
-    pub requested_by_kind: String,
+    pub requested_by_kind: PrincipalKind,
     pub requested_by_id: Uuid,
     pub requested_by_employee_id: Option<Uuid>,
     pub requested_by_programming_key_id: Option<Uuid>,

@@ -1,3 +1,4 @@
+use countersign_domain::directory::{KeyModel, KeyStatus};
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -8,8 +9,8 @@ pub struct Model {
     pub tenant_id: Uuid,
     pub marking: String,
     pub name: String,
-    pub model: String,
-    pub status: String,
+    pub model: KeyModel,
+    pub status: KeyStatus,
     pub employee_id: Option<Uuid>,
     pub key_group_id: Option<Uuid>,
     pub auto_collection: bool,

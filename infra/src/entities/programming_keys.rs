@@ -1,3 +1,4 @@
+use countersign_domain::directory::KeyStatus;
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -8,7 +9,7 @@ pub struct Model {
     pub tenant_id: Uuid,
     pub marking: String,
     pub name: String,
-    pub status: String,
+    pub status: KeyStatus,
     pub blocked: bool,
     pub valid_from: Option<DateTimeUtc>,
     pub valid_until: Option<DateTimeUtc>,

@@ -1,3 +1,4 @@
+use countersign_domain::directory::DeviceKind;
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -7,7 +8,7 @@ pub struct Model {
     pub id: Uuid,
     pub tenant_id: Uuid,
     pub name: String,
-    pub kind: String,
+    pub kind: DeviceKind,
     pub serial: String,
     pub agent_id: Option<Uuid>,
     pub created_at: DateTimeUtc,

@@ -1,3 +1,4 @@
+use countersign_domain::workflow::Verdict;
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -7,7 +8,7 @@ pub struct Model {
     pub id: Uuid,
     pub tenant_id: Uuid,
     pub request_id: Uuid,
-    pub decision: String,
+    pub decision: Verdict,
     pub comment: Option<String>,
     pub programming_key_id: Uuid,
     pub employee_id: Uuid,

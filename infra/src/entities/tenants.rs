@@ -1,3 +1,4 @@
+use countersign_domain::tenant::{Locale, TenantStatus};
 use sea_orm::entity::prelude::*;
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
@@ -8,14 +9,14 @@ pub struct Model {
     pub slug: String,
     pub name: String,
     pub base_timezone: String,
-    pub locale: String,
+    pub locale: Locale,
     pub approval_required: bool,
     pub approvals_required: i16,
     pub approver_hold_hours: i16,
     pub event_retention_days: i32,
     pub request_ttl_hours: i32,
     pub execution_ttl_hours: i32,
-    pub status: String,
+    pub status: TenantStatus,
     pub token_generation: i64,
     pub created_at: DateTimeUtc,
     pub updated_at: DateTimeUtc,
