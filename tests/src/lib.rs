@@ -8,6 +8,9 @@
 
 pub mod process;
 pub mod servers;
+pub mod smtp;
+
+pub use smtp::{ReceivedMail, SmtpSink};
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -689,151 +692,6 @@ macro_rules! on_both_databases {
             }
         )*
     };
-}
-
-/// A real SMTP server (`tests/smtp_sink.py`, aiosmtpd) on a free port that
-/// keeps every mail it accepts; it can be stopped and started again on the
-/// same port. Needs `python3` with `aiosmtpd` (`pip install aiosmtpd==1.4.6`).
-pub struct SmtpSink {
-    port: u16,
-    dir: tempfile::TempDir,
-    process: tokio::sync::Mutex<Option<tokio::process::Child>>,
-}
-
-/// A mail as the SMTP server received it, headers decoded.
-#[derive(Debug, Clone, serde::Deserialize)]
-pub struct ReceivedMail {
-    /// The envelope's recipients.
-    pub rcpt_tos: Vec<String>,
-    pub from: String,
-    pub subject: String,
-    pub message_id: String,
-    pub body: String,
-}
-
-impl SmtpSink {
-    /// How long [`SmtpSink::wait_for`] waits.
-    pub const PATIENCE: std::time::Duration = std::time::Duration::from_secs(10);
-
-    pub async fn start() -> SmtpSink {
-        let dir = tempfile::tempdir().unwrap();
-        let (child, port) = Self::launch(dir.path(), 0).await;
-        SmtpSink {
-            port,
-            dir,
-            process: tokio::sync::Mutex::new(Some(child)),
-        }
-    }
-
-    /// `smtp://127.0.0.1:PORT` (no TLS).
-    pub fn url(&self) -> String {
-        format!("smtp://127.0.0.1:{}", self.port)
-    }
-
-    /// Stops the server: connections are refused until [`SmtpSink::restart`].
-    pub async fn stop(&self) {
-        if let Some(mut child) = self.process.lock().await.take() {
-            child.kill().await.unwrap();
-        }
-    }
-
-    /// Starts the server again on the same port, keeping what it received.
-    pub async fn restart(&self) {
-        let mut process = self.process.lock().await;
-        assert!(process.is_none(), "the SMTP sink is running");
-        *process = Some(Self::launch(self.dir.path(), self.port).await.0);
-    }
-
-    /// Everything received so far.
-    pub fn received(&self) -> Vec<ReceivedMail> {
-        let mut mails = Vec::new();
-        for entry in std::fs::read_dir(self.dir.path()).unwrap() {
-            let path = entry.unwrap().path();
-            if path.extension().is_some_and(|e| e == "json") {
-                let text = std::fs::read_to_string(&path).unwrap();
-                mails.push(serde_json::from_str(&text).unwrap());
-            }
-        }
-        mails
-    }
-
-    /// The mails received for `recipient` whose subject contains `subject`.
-    pub fn received_for(&self, recipient: &str, subject: &str) -> Vec<ReceivedMail> {
-        self.received()
-            .into_iter()
-            .filter(|m| m.rcpt_tos.iter().any(|r| r == recipient) && m.subject.contains(subject))
-            .collect()
-    }
-
-    /// Waits up to [`SmtpSink::PATIENCE`] for a mail to `recipient` whose
-    /// subject contains `subject`; panics when none arrives.
-    pub async fn wait_for(&self, recipient: &str, subject: &str) -> ReceivedMail {
-        let deadline = tokio::time::Instant::now() + Self::PATIENCE;
-        loop {
-            if let Some(mail) = self.received_for(recipient, subject).into_iter().next() {
-                return mail;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "no mail to {recipient} with `{subject}` within {:?}; received: {:#?}",
-                Self::PATIENCE,
-                self.received()
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-    }
-
-    /// Waits up to [`SmtpSink::PATIENCE`] until at least `count` mails arrived.
-    pub async fn wait_for_count(&self, count: usize) -> Vec<ReceivedMail> {
-        let deadline = tokio::time::Instant::now() + Self::PATIENCE;
-        loop {
-            let mails = self.received();
-            if mails.len() >= count {
-                return mails;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "{} of {count} mails within {:?}",
-                mails.len(),
-                Self::PATIENCE
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
-    }
-
-    async fn launch(dir: &std::path::Path, port: u16) -> (tokio::process::Child, u16) {
-        use tokio::io::AsyncBufReadExt;
-        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/smtp_sink.py");
-        // The port of a killed server can take a moment to be free again.
-        for _ in 0..50 {
-            let mut child = tokio::process::Command::new("python3")
-                .arg(script)
-                .arg("--port")
-                .arg(port.to_string())
-                .arg("--dir")
-                .arg(dir)
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::inherit())
-                .kill_on_drop(true)
-                .spawn()
-                .expect("python3 for the SMTP sink");
-            let stdout = child.stdout.take().unwrap();
-            let mut first = String::new();
-            let read = tokio::time::timeout(
-                std::time::Duration::from_secs(10),
-                tokio::io::BufReader::new(stdout).read_line(&mut first),
-            )
-            .await;
-            if let Ok(Ok(_)) = read
-                && let Ok(bound) = first.trim().parse()
-            {
-                return (child, bound);
-            }
-            let _ = child.kill().await;
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        }
-        panic!("the SMTP sink did not start (is aiosmtpd installed? pip install aiosmtpd==1.4.6)");
-    }
 }
 
 impl TestApp {
