@@ -121,10 +121,8 @@ async fn claim_row(
     route: ClaimRoute,
 ) -> Result<jobs::Model> {
     let kind = job.kind;
-    let target =
-        job.target_type;
-    let device_kind =
-        device.kind;
+    let target = job.target_type;
+    let device_kind = device.kind;
     check_claim(kind, target, job.device_id, route, device.id, device_kind)?;
     let (now, device_id) = (change.now, device.id);
     let from = job.status;
@@ -279,9 +277,7 @@ impl Store {
         let txn = self.begin_in(t).await?;
         let db = &txn;
         let devices = devices_of(db, t, agent).await?;
-        let has_remote_unit = devices
-            .iter()
-            .any(|d| d.kind == DeviceKind::RemoteUnit);
+        let has_remote_unit = devices.iter().any(|d| d.kind == DeviceKind::RemoteUnit);
         let device_ids: Vec<Uuid> = devices.iter().map(|d| d.id).collect();
         let open = jobs::Entity::find()
             .filter(jobs::Column::TenantId.eq(t.0))
@@ -564,10 +560,7 @@ impl AgentWork for Store {
             sea_orm::Condition::all()
                 .add(jobs::Column::TargetType.eq(TargetType::Key))
                 .add(jobs::Column::TargetId.eq(key.id))
-                .add(jobs::Column::Kind.is_in([
-                    JobKind::RequestReadout,
-                    JobKind::AutoCollection,
-                ]))
+                .add(jobs::Column::Kind.is_in([JobKind::RequestReadout, JobKind::AutoCollection]))
                 .add(jobs::Column::Status.eq(JobStatus::Queued)),
         )
         .await?;
@@ -627,10 +620,7 @@ impl AgentWork for Store {
             t,
             sea_orm::Condition::all()
                 .add(jobs::Column::ProgrammingKeyId.eq(key.id))
-                .add(
-                    jobs::Column::Status
-                        .is_in([JobStatus::Transferred, JobStatus::Loaded]),
-                ),
+                .add(jobs::Column::Status.is_in([JobStatus::Transferred, JobStatus::Loaded])),
         )
         .await?;
         let mut connected = Connected {

@@ -13,7 +13,7 @@ use sea_orm::{
 };
 
 /// Opens a pool. A `sqlite://` file is created when missing; SQLite gets a single
-/// connection, since it has one writer anyway.
+/// connection, since it has one writer anyway, and keeps it.
 pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<DatabaseConnection> {
     let sqlite = url.starts_with("sqlite:");
     let url = if sqlite && !url.contains('?') && !url.contains(":memory:") {
@@ -28,6 +28,15 @@ pub async fn connect(url: &str, max_connections: u32) -> anyhow::Result<Database
         .connect_timeout(Duration::from_secs(5))
         .acquire_timeout(Duration::from_secs(10))
         .sqlx_logging(false);
+    if sqlite {
+        // The single SQLite connection is kept for the life of the process:
+        // without idle timeout and lifetime, sqlx runs no reaper task, whose
+        // idle count can wrap around and spin a core at shutdown
+        // (launchbadge/sqlx#3645).
+        options
+            .idle_timeout(None::<Duration>)
+            .max_lifetime(None::<Duration>);
+    }
     let db = Database::connect(options).await?;
     Ok(db)
 }

@@ -1,13 +1,13 @@
 //! Key groups, cylinders and remote devices.
 
 use chrono::{DateTime, Utc};
+use countersign_domain::Result;
 use countersign_domain::directory::{Cylinder, KeyGroup, RemoteDevice, check_marking};
 use countersign_domain::history::{Action, NewEntry, names};
 use countersign_domain::page::{Page, PageRequest};
 use countersign_domain::permission::Principal;
 use countersign_domain::ports::{CylinderChange, Inventory, NewCylinder, NewRemoteDevice};
 use countersign_domain::tenant::{TenantId, check_name};
-use countersign_domain::Result;
 use sea_orm::{ActiveModelTrait, Set};
 use serde_json::{Value, json};
 use uuid::Uuid;

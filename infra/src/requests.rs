@@ -792,9 +792,7 @@ impl Requests for Store {
         let change = self.change(t, by).await?;
         let row = lock_request(&*change, t, id).await?;
         let (mut change, row) = self.refuse_if_expired(change, row).await?;
-        if row.status != RequestStatus::Approved
-            || row.target_type != TargetType::Cylinder
-        {
+        if row.status != RequestStatus::Approved || row.target_type != TargetType::Cylinder {
             return Err(Error::rule(
                 ErrorCode::InvalidStateTransition,
                 "only an approved cylinder request is transferred",
@@ -871,10 +869,10 @@ pub(crate) async fn on_key_returned(change: &mut Change, key_id: Uuid) -> Result
         .filter(requests::Column::TenantId.eq(change.tenant.0))
         .filter(requests::Column::TargetType.eq(TargetType::Key))
         .filter(requests::Column::TargetId.eq(key_id))
-        .filter(requests::Column::Status.is_in([
-            RequestStatus::PendingApproval,
-            RequestStatus::Approved,
-        ]))
+        .filter(
+            requests::Column::Status
+                .is_in([RequestStatus::PendingApproval, RequestStatus::Approved]),
+        )
         .lock_exclusive()
         .all(&**change)
         .await

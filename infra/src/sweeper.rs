@@ -30,10 +30,10 @@ impl Store {
     async fn expire_request(&self, id: Uuid, now: DateTime<Utc>) -> Result<bool> {
         let txn = self.all_tenants.begin().await.db()?;
         let Some(row) = requests::Entity::find_by_id(id)
-            .filter(requests::Column::Status.is_in([
-                RequestStatus::PendingApproval,
-                RequestStatus::Approved,
-            ]))
+            .filter(
+                requests::Column::Status
+                    .is_in([RequestStatus::PendingApproval, RequestStatus::Approved]),
+            )
             .filter(requests::Column::ExpiresAt.lte(now))
             .lock_with_behavior(LockType::Update, LockBehavior::SkipLocked)
             .one(&txn)
@@ -89,10 +89,10 @@ impl Sweeper for Store {
         let due: Vec<Uuid> = requests::Entity::find()
             .select_only()
             .column(requests::Column::Id)
-            .filter(requests::Column::Status.is_in([
-                RequestStatus::PendingApproval,
-                RequestStatus::Approved,
-            ]))
+            .filter(
+                requests::Column::Status
+                    .is_in([RequestStatus::PendingApproval, RequestStatus::Approved]),
+            )
             .filter(requests::Column::ExpiresAt.lte(now))
             .order_by_asc(requests::Column::ExpiresAt)
             .limit(BATCH)

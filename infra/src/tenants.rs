@@ -5,9 +5,7 @@ use countersign_domain::history::{Action, NewEntry, names};
 use countersign_domain::page::{Page, PageRequest};
 use countersign_domain::ports::{NewTenant, ProvisionedTenant, Tenants};
 use countersign_domain::role::{Role, RoleSet};
-use countersign_domain::tenant::{
-    FixedSettings, MutableSettings, Tenant, TenantChange, TenantId,
-};
+use countersign_domain::tenant::{FixedSettings, MutableSettings, Tenant, TenantChange, TenantId};
 use countersign_domain::{Error, Result};
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect, Set,
